@@ -1,0 +1,31 @@
+# polytask: quick start is `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV ?= .venv
+PIP := $(VENV)/bin/pip
+PY := $(VENV)/bin/python
+# Every pip call is constrained to the local CPU torch 2.13.0 so no CUDA build is ever resolved.
+PIP_INSTALL := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(PIP) install -c constraints.txt
+
+.PHONY: venv demo test test-fast bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) --upgrade pip
+	$(PIP_INSTALL) torch==2.13.0
+	$(PIP_INSTALL) -e '.[dev]'
+	@$(PIP) list 2>/dev/null | grep -E '^torch ' | grep -q '2.13.0' || (echo "torch is not 2.13.0" && exit 1)
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/polytask demo
+
+test: venv
+	$(PY) -m pytest -n 2 -q tests
+
+bench: venv
+	$(PY) benchmarks/balancing_overhead.py --out benchmarks/results/balancing_overhead.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info

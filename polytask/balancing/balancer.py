@@ -1,0 +1,74 @@
+"""The one place where a training step's per-task losses become parameter gradients.
+
+The trainer knows only this interface: it computes the per-task losses of a step, calls
+``Balancer.backward`` (which must leave ``.grad`` set on every trainable parameter that
+received gradient), steps the optimizer, then calls ``after_optimizer_step``. Weightings,
+gradient aggregators and the per-task gradient engine all live behind it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass
+class StepContext:
+    """What a balancer may use in one step besides the losses.
+
+    ``shared_parameters`` are the encoder's trainable parameters (methods act on them);
+    every other trainable parameter is task-specific. ``representation`` holds the shared
+    tensors the heads read (the tapped encoder layers), for representation-gradient modes.
+    ``recompute_losses`` re-runs the forward pass on the same batch without gradient, for
+    methods that look at the losses after the optimizer step (FAMO).
+    """
+
+    shared_parameters: list[nn.Parameter]
+    representation: list[Tensor] = field(default_factory=list)
+    step: int = 0
+    recompute_losses: Callable[[], dict[str, Tensor]] | None = None
+
+
+class Balancer(ABC):
+    """Turns per-task losses into gradients; stateful methods expose their state."""
+
+    name: str = ""
+
+    @abstractmethod
+    def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
+        """Back-propagate the step's losses; return JSON-able diagnostics (weights, norms, ...).
+
+        ``losses`` holds only the tasks present in this step (partial labels).
+        """
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        """Learnable parameters of the method itself (e.g. UW log-variances), optimised with the model."""
+        return ()
+
+    def after_optimizer_step(self, losses: Mapping[str, Tensor], context: StepContext) -> None:
+        """Hook called after ``optimizer.step()``; ``losses`` are the (detached) pre-step losses."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
+
+
+class EqualWeighting(Balancer):
+    """Equal weighting (EW): back-propagate the plain sum of task losses."""
+
+    name = "ew"
+
+    def __init__(self, task_names: list[str] | None = None):
+        self.task_names = task_names or []
+
+    def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
+        total = torch.stack(list(losses.values())).sum()
+        total.backward()
+        return {"weights": {task: 1.0 for task in losses}}

@@ -1,0 +1,1 @@
+"""Data: readers, vocabularies, batching and task samplers."""
