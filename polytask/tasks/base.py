@@ -69,6 +69,10 @@ class TaskType(ABC):
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[Any]:
         """Python predictions, one per example."""
 
+    def unknown_labels(self, labels: Sequence[Any]) -> set[str]:
+        """Label values in ``labels`` outside the fitted label space (empty for regression)."""
+        return set()
+
     def probabilities(self, logits: Tensor, lengths: Sequence[int]) -> list[Any] | None:
         """Optional per-example scores for prediction output (class probabilities)."""
         return None

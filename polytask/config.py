@@ -1,0 +1,298 @@
+"""The experiment configuration: one validated YAML file drives a whole run.
+
+Every section is a strict pydantic model (unknown keys are errors). ``load_config`` reads
+YAML with ``safe_load``, applies ``--set a.b=c`` overrides, expands ``${VAR}`` in paths and
+turns any validation problem into a one-line ``ConfigError`` naming the field and file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from polytask.errors import ConfigError
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(StrictModel):
+    """Fractions carved from ``train`` (seeded, deterministic) for the splits a corpus lacks."""
+
+    dev: float = Field(0.0, ge=0.0, lt=1.0)
+    test: float = Field(0.0, ge=0.0, lt=1.0)
+    seed: int = 13
+
+
+class DataConfig(StrictModel):
+    """Where a task's examples come from. Tasks with the same source share examples."""
+
+    format: Literal["conll", "conllu", "lines", "tsv", "csv", "jsonl", "synthetic"]
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    files: dict[str, str] | None = Field(None, description="format 'lines': label -> file, one example per line")
+    column: int | str | None = Field(None, description="label column (conll: index; conllu: upos/xpos/feats/deprel; table/jsonl: field)")
+    token_column: int = 0
+    text_field: str = "text"
+    tokens_field: str | None = None
+    encoding: str = "utf-8"
+    split: SplitConfig | None = None
+    synthetic: dict[str, Any] | None = Field(None, description="format 'synthetic': generator options (see polytask.data.synthetic)")
+    max_train: int | None = Field(None, gt=0, description="use only the first N training examples")
+    max_eval: int | None = Field(None, gt=0, description="use only the first N dev and test examples")
+
+    @model_validator(mode="after")
+    def _has_source(self) -> DataConfig:
+        if self.format == "lines":
+            if not self.files:
+                raise ValueError("format 'lines' needs 'files' (label -> file)")
+        elif self.format == "synthetic":
+            pass
+        elif not self.train:
+            raise ValueError(f"format '{self.format}' needs 'train'")
+        if self.format != "lines" and self.column is None:
+            raise ValueError(f"format '{self.format}' needs 'column' (where the task's label is)")
+        return self
+
+    def source_key(self) -> tuple:
+        """Identity of the underlying corpus: tasks with equal keys read one shared set of examples."""
+        return tuple((k, repr(v)) for k, v in self.model_dump().items() if k != "column")
+
+    def paths(self) -> dict[str, str]:
+        named = {k: getattr(self, k) for k in ("train", "dev", "test") if getattr(self, k)}
+        named.update({f"files.{label}": path for label, path in (self.files or {}).items()})
+        return named
+
+
+class TaskConfig(StrictModel):
+    """One task: its type, data, evaluation scheme and type-specific options."""
+
+    type: str = Field(description="token_classification | sequence_classification | regression | multilabel")
+    data: DataConfig
+    scheme: Literal["iob1", "iob2", "bio", "iobes", "bioes"] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int | None = Field(None, gt=0, description="per-task micro-batch size (default training.batch_size)")
+
+
+class EncoderConfig(StrictModel):
+    """The shared encoder. ``bilstm`` and ``cnn`` are trained from scratch."""
+
+    type: str = "bilstm"
+    word_dim: int = Field(100, gt=0)
+    min_word_count: int = Field(1, ge=1)
+    lowercase: bool = False
+    chars: bool = True
+    char_dim: int = Field(30, gt=0)
+    char_filters: int = Field(50, gt=0)
+    hidden: int = Field(200, gt=0, description="BiLSTM: units per direction; CNN: channels")
+    layers: int = Field(2, ge=1)
+    kernel_size: int = Field(3, ge=1)
+    dropout: float = Field(0.33, ge=0.0, lt=1.0)
+    embedding_dropout: float = Field(0.33, ge=0.0, lt=1.0)
+
+
+class HeadConfig(StrictModel):
+    """A task head: which encoder layer it reads and its small network."""
+
+    layer: int = Field(-1, description="encoder layer to read: 0 = embeddings, 1 = first layer, -1 = last")
+    hidden: int = Field(0, ge=0, description="hidden size of an MLP before the output layer (0: linear)")
+    pooling: Literal["max", "mean", "first", "attention"] = "max"
+    dropout: float = Field(0.33, ge=0.0, lt=1.0)
+
+
+class EarlyStoppingConfig(StrictModel):
+    patience: int | None = Field(3, ge=1, description="epochs without improvement before stopping (null: never)")
+
+
+class EpochConfig(StrictModel):
+    """What one epoch is: a number of steps, or one pass over a named task (default: the largest)."""
+
+    steps: int | None = Field(None, gt=0)
+    task: str | None = None
+
+
+class TrainingConfig(StrictModel):
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    schedule: Literal["linear", "constant"] = "linear"
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the total steps spent warming up")
+    epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, gt=0, description="stop after this many steps in total")
+    epoch: EpochConfig = Field(default_factory=EpochConfig)
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int = Field(128, gt=0)
+    seed: int = 1
+    clip_norm: float | None = Field(5.0, gt=0)
+    log_every: int = Field(10, ge=1, description="write step diagnostics to metrics.jsonl every N steps")
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+
+
+class BalancingConfig(StrictModel):
+    """How per-task losses become one update: a loss weighting or a gradient aggregator."""
+
+    method: str = "ew"
+    mode: Literal["exact", "representation", "subset"] = "exact"
+    update_every: int = Field(1, ge=1)
+    shared_params: list[str] | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SamplingConfig(StrictModel):
+    """Which tasks each step sees: ``tasks_per_step: all`` or a number drawn by the sampler."""
+
+    method: str = "proportional"
+    tasks_per_step: Literal["all"] | int = "all"
+    options: dict[str, Any] = Field(default_factory=dict)
+    loss_correction: bool = False
+
+    @field_validator("tasks_per_step")
+    @classmethod
+    def _positive(cls, value: Literal["all"] | int) -> Literal["all"] | int:
+        if value != "all" and value < 1:
+            raise ValueError("must be 'all' or a positive number")
+        return value
+
+
+class ExperimentConfig(StrictModel):
+    """A whole multi-task experiment."""
+
+    tasks: dict[str, TaskConfig]
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    heads: dict[str, HeadConfig] = Field(default_factory=dict)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    balancing: BalancingConfig = Field(default_factory=BalancingConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+
+    @field_validator("tasks")
+    @classmethod
+    def _some_tasks(cls, tasks: dict[str, TaskConfig]) -> dict[str, TaskConfig]:
+        if not tasks:
+            raise ValueError("at least one task is needed")
+        for name in tasks:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", name):
+                raise ValueError(f"task name {name!r} must be an identifier (letters, digits, _ or -)")
+        return tasks
+
+    @model_validator(mode="after")
+    def _heads_name_tasks(self) -> ExperimentConfig:
+        unknown = sorted(set(self.heads) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"heads for unknown task(s) {unknown}; tasks are {sorted(self.tasks)}")
+        if self.training.epoch.task is not None and self.training.epoch.task not in self.tasks:
+            raise ValueError(f"training.epoch.task {self.training.epoch.task!r} is not a task")
+        return self
+
+    def head(self, task: str) -> HeadConfig:
+        return self.heads.get(task, HeadConfig())
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=c`` -> (["a", "b"], value); the value is parsed as YAML (numbers, lists, null)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.field=value", field="--set")
+    path, raw = text.split("=", 1)
+    keys = [k for k in path.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"override {text!r} names no field", field="--set")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return keys, value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = data
+        for i, key in enumerate(keys[:-1]):
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[: i + 1])} is not a section", field="--set")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+_VAR = re.compile(r"\$\{([^}]+)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def expand_path(value: str, field: str, file: str | None) -> str:
+    """Expand ``${VAR}`` and ``~``; an unset variable is a config error naming the field."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set", field=field, file=file)
+        return os.environ[name]
+
+    return str(Path(os.path.expanduser(_VAR.sub(replace, value))).absolute())
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc if not str(part).startswith("function-after"))
+
+
+def validate_config(data: Any, file: str | None = None, check_files: bool = True) -> ExperimentConfig:
+    """Validate a config mapping; errors name the field path and the file."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("the config must be a mapping with a 'tasks' section", file=file)
+    try:
+        config = ExperimentConfig.model_validate(dict(data))
+    except ValidationError as error:
+        first = error.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown field (check its spelling)"
+        elif first["type"] == "missing":
+            message = "missing required field"
+        elif first["type"] == "literal_error" and "input" in first:
+            message = f"{first['input']!r} is not allowed: {message}"
+        more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
+        raise ConfigError(message + more, field=_field_path(first["loc"]) or None, file=file) from None
+    for name, task in config.tasks.items():
+        for key, path in task.data.paths().items():
+            field = f"tasks.{name}.data.{key}"
+            resolved = expand_path(path, field, file)
+            if check_files and not Path(resolved).is_file():
+                raise ConfigError(f"file not found: {resolved}", field=field, file=file)
+            if key.startswith("files."):
+                task.data.files[key.split(".", 1)[1]] = resolved
+            else:
+                setattr(task.data, key, resolved)
+    return config
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bool = True) -> ExperimentConfig:
+    """Read, override and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"invalid YAML: {getattr(error, 'problem', error)}", file=where) from None
+    except UnicodeDecodeError:
+        raise ConfigError("not UTF-8 text", file=str(path)) from None
+    data = apply_overrides(dict(data or {}), overrides)
+    return validate_config(data, file=str(path), check_files=check_files)

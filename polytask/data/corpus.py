@@ -1,0 +1,133 @@
+"""Reading every task's data once per source, parsing labels and splitting deterministically.
+
+Tasks whose ``data`` sections differ only in ``column`` read the same corpus: they share
+examples, so one encoder pass serves all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from polytask.config import DataConfig, ExperimentConfig
+from polytask.data.example import Example
+from polytask.errors import ConfigError, DataError
+from polytask.tasks.base import TaskType
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class Source:
+    """One corpus read once, labelled for one or more tasks."""
+
+    tasks: list[str]
+    data: DataConfig
+    splits: dict[str, list[Example]] = field(default_factory=dict)
+
+
+@dataclass
+class MultiTaskCorpus:
+    """All sources of an experiment and the map from each task to its source."""
+
+    sources: list[Source]
+
+    @property
+    def task_source(self) -> dict[str, int]:
+        return {task: i for i, source in enumerate(self.sources) for task in source.tasks}
+
+    def examples(self, split: str) -> list[Example]:
+        return [e for source in self.sources for e in source.splits.get(split, [])]
+
+    def task_examples(self, task: str, split: str) -> list[Example]:
+        source = self.sources[self.task_source[task]]
+        return [e for e in source.splits.get(split, []) if task in e.labels]
+
+
+def group_sources(config: ExperimentConfig) -> list[Source]:
+    groups: dict[tuple, Source] = {}
+    for name, task in config.tasks.items():
+        key = task.data.source_key()
+        if key in groups:
+            groups[key].tasks.append(name)
+        else:
+            groups[key] = Source([name], task.data)
+    return list(groups.values())
+
+
+def _read_split(source: Source, path: str, config: ExperimentConfig) -> list[Example]:
+    from polytask.data.readers import read_examples
+
+    data = source.data
+    fields = {task: config.tasks[task].data.column for task in source.tasks}
+    options = {"encoding": data.encoding}
+    if data.format == "conll":
+        options["token_column"] = data.token_column
+    if data.format in ("tsv", "csv", "jsonl"):
+        options.update(text_field=data.text_field, tokens_field=data.tokens_field)
+    return read_examples(data.format, path, fields, **options)
+
+
+def _read_source(source: Source, config: ExperimentConfig) -> dict[str, list[Example]]:
+    from polytask.data.readers import read_labelled_lines
+    from polytask.data.splits import split_examples
+
+    data, first = source.data, source.tasks[0]
+    if data.format == "synthetic":
+        from polytask.data.synthetic import generate_splits
+
+        fields = {task: config.tasks[task].data.column for task in source.tasks}
+        splits = generate_splits(fields, **(data.synthetic or {}))
+    elif data.format == "lines":
+        if len(source.tasks) > 1:
+            raise ConfigError("format 'lines' gives one label per file: it serves one task", field=f"tasks.{source.tasks[1]}.data")
+        splits = {"train": read_labelled_lines(data.files, first, encoding=data.encoding)}
+    else:
+        splits = {split: _read_split(source, getattr(data, split), config) for split in SPLITS if getattr(data, split)}
+    carve = {s: getattr(data.split, s) for s in ("dev", "test") if data.split and getattr(data.split, s) > 0 and s not in splits}
+    if carve:
+        splits.update(split_examples(splits["train"], carve, seed=data.split.seed))
+    if "dev" not in splits:
+        raise ConfigError("no dev set: give 'dev' or carve one with 'split: {dev: 0.1}'", field=f"tasks.{first}.data")
+    if data.max_train:
+        splits["train"] = splits["train"][: data.max_train]
+    if data.max_eval:
+        for split in ("dev", "test"):
+            if split in splits:
+                splits[split] = splits[split][: data.max_eval]
+    return splits
+
+
+def _parse_labels(examples: list[Example], tasks: Mapping[str, TaskType]) -> None:
+    for example in examples:
+        if not example.tokens:
+            file, _, line = example.origin.rpartition(":")
+            raise DataError("empty sentence", file=file or None, line=int(line) if line.isdigit() else None)
+        for name in list(example.labels):
+            raw = example.labels[name]
+            if raw is None or raw == "" or name not in tasks:
+                del example.labels[name]
+                continue
+            label = tasks[name].parse_label(raw, example.origin)
+            if tasks[name].level == "token" and len(label) != len(example.tokens):
+                file, _, line = example.origin.rpartition(":")
+                raise DataError(f"task '{name}' has {len(label)} tags for {len(example.tokens)} tokens",
+                                file=file or None, line=int(line) if line.isdigit() else None)
+            example.labels[name] = label
+
+
+def load_corpus(config: ExperimentConfig, tasks: Mapping[str, TaskType]) -> MultiTaskCorpus:
+    """Read, label-parse and split every source; check every task has training data."""
+    sources = group_sources(config)
+    for source in sources:
+        source.splits = _read_source(source, config)
+        for examples in source.splits.values():
+            _parse_labels(examples, tasks)
+    corpus = MultiTaskCorpus(sources)
+    for task in config.tasks:
+        if not corpus.task_examples(task, "train"):
+            raise ConfigError("the task has no labelled training examples", field=f"tasks.{task}.data")
+    return corpus
+
+

@@ -1,0 +1,1 @@
+"""Evaluation: metrics on splits, model selection, baselines, Δm, affinity and reports."""

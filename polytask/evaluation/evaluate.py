@@ -1,0 +1,52 @@
+"""Scoring a multi-task model: every task's predictions from one encoder pass per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from polytask.data.batching import collate
+from polytask.data.example import Example
+from polytask.models.multitask import MultiTaskModel
+from polytask.tasks.base import TaskType
+
+
+@torch.no_grad()
+def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequence[Example],
+            batch_size: int = 128, probabilities: bool = False) -> dict[str, list[Any]]:
+    """Predictions of every task for every example, in input order (length-sorted batching)."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
+    results: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
+    scores: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        batch = collate([examples[i] for i in indices], model.encoder.featurizer, {})
+        output = model(batch.inputs, tasks)
+        for name, task in tasks.items():
+            decoded = task.decode(output.logits[name], batch.lengths)
+            probs = task.probabilities(output.logits[name], batch.lengths) if probabilities else None
+            for j, i in enumerate(indices):
+                results[name][i] = decoded[j]
+                if probs is not None:
+                    scores[name][i] = probs[j]
+    model.train(was_training)
+    if probabilities:
+        return {t: list(zip(results[t], scores[t])) for t in tasks}
+    return results
+
+
+def evaluate(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequence[Example],
+             batch_size: int = 128) -> dict[str, dict[str, float]]:
+    """Per-task metrics over the examples labelled for each task (others are skipped)."""
+    predictions = predict(model, tasks, examples, batch_size)
+    metrics: dict[str, dict[str, float]] = {}
+    for name, task in tasks.items():
+        labelled = [i for i, e in enumerate(examples) if name in e.labels]
+        if labelled:
+            metrics[name] = task.metrics([examples[i].labels[name] for i in labelled],
+                                         [predictions[name][i] for i in labelled])
+    return metrics

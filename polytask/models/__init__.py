@@ -1,0 +1,1 @@
+"""Models: shared encoders, task heads and the multi-task model that joins them."""

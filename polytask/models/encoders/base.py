@@ -1,0 +1,67 @@
+"""The encoder interface: any ``nn.Module`` with a featurizer and per-layer word states.
+
+An encoder turns a batch of tokenised sentences into one tensor per layer, each of shape
+``[batch, words, dim]`` and aligned to the input words, plus a word mask. Heads read
+any layer by index (``layers[0]`` is the input embedding, ``layers[-1]`` the top), so a
+low-level task can be supervised below a high-level one (Søgaard & Goldberg 2016).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor, nn
+
+from polytask.data.example import Example
+
+
+@dataclass
+class EncoderOutput:
+    """Word-aligned states of every layer and the mask of real (non-padding) words."""
+
+    layers: list[Tensor]
+    mask: Tensor
+
+
+class Featurizer(ABC):
+    """Turns tokenised sentences into the encoder's input tensors (runs at collate time)."""
+
+    @abstractmethod
+    def fit(self, examples: Sequence[Example]) -> None:
+        """Build vocabularies from training examples (no-op for pretrained tokenizers)."""
+
+    @abstractmethod
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+        """Input tensors for a batch; must include ``mask`` of shape [batch, words]."""
+
+    @abstractmethod
+    def to_json(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_json(self, data: dict[str, Any]) -> None: ...
+
+
+class Encoder(nn.Module, ABC):
+    """A shared encoder. Subclasses set ``featurizer`` and implement ``forward`` and ``layer_dims``.
+
+    ``forward(**inputs)`` receives the featurizer's tensors and returns an ``EncoderOutput``.
+    ``build()`` is called once the featurizer is fitted (vocabulary sizes known) and must
+    create the parameters.
+    """
+
+    featurizer: Featurizer
+
+    @abstractmethod
+    def build(self) -> None:
+        """Create parameters that depend on the fitted featurizer."""
+
+    @property
+    @abstractmethod
+    def layer_dims(self) -> list[int]:
+        """Output size of every layer, index-aligned with ``EncoderOutput.layers``."""
+
+    @abstractmethod
+    def forward(self, **inputs: Tensor) -> EncoderOutput: ...

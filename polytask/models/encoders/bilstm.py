@@ -1,0 +1,46 @@
+"""A stacked bidirectional LSTM over word + character representations, trained from scratch."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from polytask.config import EncoderConfig
+from polytask.models.encoders.base import Encoder, EncoderOutput
+from polytask.models.encoders.words import WordFeaturizer, WordRepresentation
+
+
+class BiLSTMEncoder(Encoder):
+    """BiLSTM tagger encoder (Lample et al. 2016; Plank et al. 2016) exposing every layer."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars)
+
+    def build(self) -> None:
+        c = self.config
+        self.embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        dims = [self.embed.output_dim] + [2 * c.hidden] * c.layers
+        self.lstms = nn.ModuleList(
+            nn.LSTM(dims[i], c.hidden, batch_first=True, bidirectional=True) for i in range(c.layers)
+        )
+        self.dropout = nn.Dropout(c.dropout)
+        self._dims = dims
+
+    @property
+    def layer_dims(self) -> list[int]:
+        return list(self._dims)
+
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
+        states = self.embed(word_ids, char_ids)
+        layers = [states]
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        for lstm in self.lstms:
+            packed = pack_padded_sequence(states, lengths, batch_first=True, enforce_sorted=False)
+            output, _ = lstm(packed)
+            output, _ = pad_packed_sequence(output, batch_first=True, total_length=mask.shape[1])
+            states = self.dropout(output)
+            layers.append(states)
+        return EncoderOutput(layers=layers, mask=mask)

@@ -1,0 +1,44 @@
+"""A stack of residual 1-D convolutions over word + character representations."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from polytask.config import EncoderConfig
+from polytask.models.encoders.base import Encoder, EncoderOutput
+from polytask.models.encoders.words import WordFeaturizer, WordRepresentation
+
+
+class CNNEncoder(Encoder):
+    """Convolutional sentence encoder (Collobert et al. 2011; Strubell et al. 2017), faster than a BiLSTM."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars)
+
+    def build(self) -> None:
+        c = self.config
+        self.embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        self.project = nn.Linear(self.embed.output_dim, c.hidden)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(c.hidden, c.hidden, c.kernel_size, padding=c.kernel_size // 2) for _ in range(c.layers)
+        )
+        self.dropout = nn.Dropout(c.dropout)
+        self._dims = [self.embed.output_dim] + [c.hidden] * c.layers
+
+    @property
+    def layer_dims(self) -> list[int]:
+        return list(self._dims)
+
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
+        embedded = self.embed(word_ids, char_ids)
+        layers = [embedded]
+        keep = mask.unsqueeze(-1).to(embedded.dtype)
+        states = self.project(embedded) * keep
+        for conv in self.convs:
+            update = torch.relu(conv(states.transpose(1, 2)).transpose(1, 2))
+            states = (states + self.dropout(update)) * keep
+            layers.append(states)
+        return EncoderOutput(layers=layers, mask=mask)

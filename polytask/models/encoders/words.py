@@ -1,0 +1,96 @@
+"""Word-level input for encoders trained from scratch: word ids, character ids and a mask."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from polytask.data.example import Example
+from polytask.data.vocab import Vocabulary, normalise_word
+from polytask.models.encoders.base import Featurizer
+
+MAX_WORD_CHARS = 30
+
+
+class WordFeaturizer(Featurizer):
+    """Maps words (digits normalised, optionally lower-cased) and their characters to ids."""
+
+    def __init__(self, min_count: int = 1, lowercase: bool = False, chars: bool = True):
+        self.min_count, self.lowercase, self.use_chars = min_count, lowercase, chars
+        self.words = Vocabulary()
+        self.chars = Vocabulary()
+
+    def fit(self, examples: Sequence[Example]) -> None:
+        words: Counter[str] = Counter()
+        chars: Counter[str] = Counter()
+        for example in examples:
+            for token in example.tokens:
+                words[normalise_word(token, self.lowercase)] += 1
+                chars.update(token)
+        self.words = Vocabulary.from_counts(words, self.min_count)
+        self.chars = Vocabulary.from_counts(chars, 1)
+
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+        batch, length = len(sentences), max((len(s) for s in sentences), default=0)
+        word_ids = torch.zeros(batch, max(length, 1), dtype=torch.long)
+        mask = torch.zeros(batch, max(length, 1), dtype=torch.bool)
+        for i, sentence in enumerate(sentences):
+            word_ids[i, : len(sentence)] = torch.tensor([self.words[normalise_word(w, self.lowercase)] for w in sentence])
+            mask[i, : len(sentence)] = True
+        inputs = {"word_ids": word_ids, "mask": mask}
+        if self.use_chars:
+            width = max((min(len(w), MAX_WORD_CHARS) for s in sentences for w in s), default=1)
+            char_ids = torch.zeros(batch, max(length, 1), max(width, 1), dtype=torch.long)
+            for i, sentence in enumerate(sentences):
+                for j, word in enumerate(sentence):
+                    ids = [self.chars[c] for c in word[:MAX_WORD_CHARS]]
+                    char_ids[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            inputs["char_ids"] = char_ids
+        return inputs
+
+    def to_json(self) -> dict[str, Any]:
+        return {"min_count": self.min_count, "lowercase": self.lowercase, "chars": self.use_chars,
+                "words": self.words.to_json(), "char_vocab": self.chars.to_json()}
+
+    def load_json(self, data: dict[str, Any]) -> None:
+        self.min_count, self.lowercase, self.use_chars = data["min_count"], data["lowercase"], data["chars"]
+        self.words = Vocabulary.from_json(data["words"])
+        self.chars = Vocabulary.from_json(data["char_vocab"])
+
+
+class CharCNN(nn.Module):
+    """Character-level word encoder: embeddings, one convolution, max-pool (Ma & Hovy 2016)."""
+
+    def __init__(self, num_chars: int, char_dim: int, filters: int, kernel_size: int = 3):
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.conv = nn.Conv1d(char_dim, filters, kernel_size, padding=kernel_size // 2)
+        self.output_dim = filters
+
+    def forward(self, char_ids: Tensor) -> Tensor:
+        batch, words, chars = char_ids.shape
+        flat = char_ids.view(batch * words, chars)
+        states = self.conv(self.embedding(flat).transpose(1, 2))
+        states = states.masked_fill((flat == 0).unsqueeze(1), float("-inf")).amax(dim=2)
+        return states.masked_fill(torch.isinf(states), 0.0).view(batch, words, -1)
+
+
+class WordRepresentation(nn.Module):
+    """Concatenated word embedding and character-level word vector, with dropout."""
+
+    def __init__(self, featurizer: WordFeaturizer, word_dim: int, char_dim: int, char_filters: int, dropout: float):
+        super().__init__()
+        self.words = nn.Embedding(len(featurizer.words), word_dim, padding_idx=0)
+        self.chars = CharCNN(len(featurizer.chars), char_dim, char_filters) if featurizer.use_chars else None
+        self.dropout = nn.Dropout(dropout)
+        self.output_dim = word_dim + (char_filters if self.chars is not None else 0)
+
+    def forward(self, word_ids: Tensor, char_ids: Tensor | None = None) -> Tensor:
+        parts = [self.words(word_ids)]
+        if self.chars is not None and char_ids is not None:
+            parts.append(self.chars(char_ids))
+        return self.dropout(torch.cat(parts, dim=-1))

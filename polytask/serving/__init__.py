@@ -1,0 +1,1 @@
+"""Serving: one-pass prediction of every task (CLI today, HTTP later)."""

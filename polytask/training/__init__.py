@@ -1,0 +1,1 @@
+"""Training: building an experiment, the loop, run directories and checkpoints."""

@@ -1,0 +1,79 @@
+"""The run directory: resolved config, weights (safetensors), vocabularies, labels, metrics, summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from polytask.config import validate_config
+from polytask.errors import PolytaskError
+from polytask.training.setup import Experiment, build_model, build_tasks
+
+CONFIG, MODEL, LABELS, VOCAB, METRICS, SUMMARY = (
+    "config.yaml", "model.safetensors", "labels.json", "vocab.json", "metrics.jsonl", "summary.json")
+
+
+class RunDirectory:
+    """Creates a run directory, refusing to overwrite an existing run unless asked."""
+
+    def __init__(self, path: str | Path, overwrite: bool = False):
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise PolytaskError(f"{self.path} exists and is not a directory")
+        if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
+            raise PolytaskError(f"{self.path} already holds files; choose another --out or pass --overwrite")
+
+    def create(self) -> RunDirectory:
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / METRICS).write_text("")
+        return self
+
+    def save_setup(self, experiment: Experiment) -> None:
+        (self.path / CONFIG).write_text(experiment.config.to_yaml())
+        write_json(self.path / VOCAB, experiment.model.encoder.featurizer.to_json())
+        write_json(self.path / LABELS, {name: {"type": task.type_name, "labels": task.labels_to_json()}
+                                        for name, task in experiment.tasks.items()})
+
+    def save_model(self, experiment: Experiment, name: str = MODEL) -> None:
+        from safetensors.torch import save_file
+
+        state = {k: v.detach().contiguous() for k, v in experiment.model.state_dict().items()}
+        save_file(state, str(self.path / name))
+
+    def log(self, record: dict[str, Any]) -> None:
+        with (self.path / METRICS).open("a") as stream:
+            stream.write(json.dumps(record) + "\n")
+
+    def save_summary(self, summary: dict[str, Any]) -> None:
+        write_json(self.path / SUMMARY, summary)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def load_run(path: str | Path, weights: str = MODEL) -> Experiment:
+    """Rebuild a trained model from its run directory (no data is read)."""
+    from safetensors.torch import load_file
+
+    from polytask.models.encoders import build_encoder
+
+    path = Path(path)
+    for name in (CONFIG, LABELS, VOCAB, weights):
+        if not (path / name).is_file():
+            raise PolytaskError(f"{path} is not a complete run directory: {name} is missing")
+    config = validate_config(yaml.safe_load((path / CONFIG).read_text()), file=str(path / CONFIG), check_files=False)
+    tasks = build_tasks(config)
+    labels = json.loads((path / LABELS).read_text())
+    for name, task in tasks.items():
+        task.labels_from_json(labels[name]["labels"])
+    encoder = build_encoder(config.encoder)
+    encoder.featurizer.load_json(json.loads((path / VOCAB).read_text()))
+    encoder.build()
+    model = build_model(config, encoder, tasks)
+    model.load_state_dict(load_file(str(path / weights)))
+    model.eval()
+    return Experiment(config, tasks, model)

@@ -1,0 +1,52 @@
+"""Building an experiment from its config: tasks, corpus, fitted featurizer and model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polytask.config import ExperimentConfig
+from polytask.data.corpus import MultiTaskCorpus, load_corpus
+from polytask.models.encoders import build_encoder
+from polytask.models.multitask import MultiTaskModel
+from polytask.tasks import build_task
+from polytask.tasks.base import TaskType
+
+
+@dataclass
+class Experiment:
+    """Everything a run needs besides the training loop itself."""
+
+    config: ExperimentConfig
+    tasks: dict[str, TaskType]
+    model: MultiTaskModel
+    corpus: MultiTaskCorpus | None = None
+
+
+def build_tasks(config: ExperimentConfig) -> dict[str, TaskType]:
+    tasks = {}
+    for name, task in config.tasks.items():
+        options = dict(task.options)
+        if task.scheme is not None:
+            options["scheme"] = task.scheme
+        tasks[name] = build_task(task.type, name, **options)
+    return tasks
+
+
+def build_model(config: ExperimentConfig, encoder, tasks: dict[str, TaskType]) -> MultiTaskModel:
+    specs = {name: (task.level, task.output_size, config.head(name)) for name, task in tasks.items()}
+    return MultiTaskModel(encoder, specs)
+
+
+def build_experiment(config: ExperimentConfig, corpus: MultiTaskCorpus | None = None) -> Experiment:
+    """Read the data (unless given), fit vocabularies and label spaces, build the model."""
+    import torch
+
+    torch.manual_seed(config.training.seed)
+    tasks = build_tasks(config)
+    corpus = corpus if corpus is not None else load_corpus(config, tasks)
+    encoder = build_encoder(config.encoder)
+    encoder.featurizer.fit(corpus.examples("train"))
+    for name, task in tasks.items():
+        task.fit_labels(corpus.task_examples(name, "train"))
+    encoder.build()
+    return Experiment(config, tasks, build_model(config, encoder, tasks), corpus)

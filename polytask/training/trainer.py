@@ -1,0 +1,183 @@
+"""The multi-task training loop.
+
+Each step: the step builder assembles one batch from the sampled tasks, one forward pass
+gives every present task's loss, the configured ``Balancer`` turns the losses into
+gradients (the only place balancing happens), then clipping, the optimizer, the schedule
+and the balancer's post-step hook. Dev metrics each epoch drive best-model selection and
+early stopping on the mean of the tasks' normalised primary metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from polytask.balancing.balancer import StepContext
+from polytask.balancing.registry import build_balancer
+from polytask.data.batching import Batch
+from polytask.data.steps import StepBuilder
+from polytask.evaluation.evaluate import evaluate
+from polytask.tasks.normalise import selection_score
+from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.run_dir import MODEL, RunDirectory
+from polytask.training.setup import Experiment
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains an experiment's model, writing metrics and the best weights to the run directory."""
+
+    def __init__(self, experiment: Experiment, run_dir: RunDirectory | None = None, *, progress: bool = True,
+                 console: Console | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None):
+        self.experiment, self.run_dir = experiment, run_dir
+        self.config, self.model, self.tasks = experiment.config, experiment.model, experiment.tasks
+        self.console = console or Console(stderr=True)
+        self.show_progress, self.on_epoch = progress, on_epoch
+        seed_everything(self.config.training.seed)
+        self.steps = StepBuilder(self.config, experiment.corpus, self.tasks, self.model.encoder.featurizer)
+        training = self.config.training
+        self.steps_per_epoch = self.steps.steps_per_epoch()
+        self.total_steps = training.epochs * self.steps_per_epoch
+        if training.max_steps:
+            self.total_steps = min(self.total_steps, training.max_steps)
+        balancing = self.config.balancing
+        self.balancer = build_balancer(balancing.method, list(self.tasks), balancing.options, mode=balancing.mode,
+                                       update_every=balancing.update_every, shared_params=balancing.shared_params)
+        parameters = [p for p in self.model.parameters() if p.requires_grad] + list(self.balancer.parameters())
+        self.optimizer = build_optimizer(parameters, training)
+        self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
+        self.step = 0
+        self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "dev": {}}
+
+    # ------------------------------------------------------------------------------
+    def losses(self, batch: Batch, tasks: list[str], logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {t: self.tasks[t].loss(logits[t], batch.targets[t], batch.labelled[t]) for t in tasks}
+
+    def train_step(self, batch: Batch) -> dict[str, Any]:
+        """One optimisation step on ``batch``; returns the diagnostics to log."""
+        self.model.train()
+        present = batch.present_tasks
+        output = self.model(batch.inputs, present)
+        losses = self.losses(batch, present, output.logits)
+        if self.config.sampling.loss_correction:
+            correction = self.steps.importance_weights(self.step, self.total_steps)
+            losses = {t: loss * correction[t] for t, loss in losses.items()}
+
+        def recompute_losses() -> dict[str, torch.Tensor]:
+            with torch.no_grad():
+                return self.losses(batch, present, self.model(batch.inputs, present).logits)
+
+        context = StepContext(shared_parameters=self.model.shared_parameters(), representation=output.representation,
+                              step=self.step, recompute_losses=recompute_losses)
+        self.optimizer.zero_grad(set_to_none=True)
+        stats = self.balancer.backward(losses, context)
+        if self.config.training.clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        detached = {t: loss.detach() for t, loss in losses.items()}
+        self.balancer.after_optimizer_step(detached, context)
+        self.step += 1
+        return {"losses": {t: float(v) for t, v in detached.items()}, **stats}
+
+    def evaluate(self, split: str) -> dict[str, dict[str, float]]:
+        examples = self.experiment.corpus.examples(split)
+        return evaluate(self.model, self.tasks, examples, self.config.training.eval_batch_size) if examples else {}
+
+    # ------------------------------------------------------------------------------
+    def fit(self) -> dict[str, Any]:
+        """Train for the configured budget; restore and return the summary of the best epoch."""
+        training, started = self.config.training, time.perf_counter()
+        epochs = math.ceil(self.total_steps / self.steps_per_epoch)
+        patience, stale = training.early_stopping.patience, 0
+        running: dict[str, float] = {}
+        with self._progress() as progress:
+            bar = progress.add_task("training", total=self.total_steps, losses="")
+            for epoch in range(1, epochs + 1):
+                epoch_end = min(epoch * self.steps_per_epoch, self.total_steps)
+                while self.step < epoch_end:
+                    batch = self.steps.build(self.step, self.total_steps)
+                    record = self.train_step(batch)
+                    for task, value in record["losses"].items():
+                        running[task] = value if task not in running else 0.95 * running[task] + 0.05 * value
+                    if self.run_dir and (self.step % training.log_every == 0 or self.step == 1):
+                        self.run_dir.log({"kind": "step", "step": self.step, "epoch": epoch,
+                                          "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present_tasks,
+                                          "seen": dict(self.steps.seen), **record})
+                    progress.update(bar, advance=1, losses=" ".join(f"{t} {v:.3f}" for t, v in running.items()))
+                dev = self.evaluate("dev")
+                score = selection_score(self.tasks, dev)
+                improved = score > self.best["score"]
+                record = {"kind": "eval", "split": "dev", "epoch": epoch, "step": self.step, "tasks": dev,
+                          "score": score, "best": improved, "seconds": time.perf_counter() - started}
+                if self.run_dir:
+                    self.run_dir.log(record)
+                if self.on_epoch:
+                    self.on_epoch(record)
+                self._print_epoch(progress, epoch, dev, score, improved)
+                if improved:
+                    self.best = {"score": score, "epoch": epoch, "dev": dev,
+                                 "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
+                    stale = 0
+                    if self.run_dir:
+                        self.run_dir.save_model(self.experiment, MODEL)
+                else:
+                    stale += 1
+                    if patience and stale >= patience:
+                        progress.console.print(f"early stopping: no improvement for {stale} epochs")
+                        break
+        if "state" in self.best:
+            self.model.load_state_dict(self.best.pop("state"))
+        seconds = time.perf_counter() - started
+        test = self.evaluate("test")
+        if self.run_dir and test:
+            self.run_dir.log({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "tasks": test})
+        summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
+        if self.run_dir:
+            self.run_dir.save_summary(summary)
+        return summary
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[losses]}"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console,
+                        disable=not self.show_progress, transient=False)
+
+    def _print_epoch(self, progress: Progress, epoch: int, dev: dict, score: float, improved: bool) -> None:
+        parts = [f"{task} " + " ".join(f"{m}={v:.2f}" for m, v in metrics.items()) for task, metrics in dev.items()]
+        mark = " *" if improved else ""
+        progress.console.print(f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+
+
+def build_summary(dev: dict, test: dict, best_epoch: int, seconds: float, steps: int, seen: dict) -> dict[str, Any]:
+    """``{"tasks": {TASK: {METRIC: {"dev": x, "test": y}}}, "best_epoch": n, "train_seconds": s, ...}``."""
+    tasks: dict[str, dict[str, dict[str, float | None]]] = {}
+    for task in sorted(set(dev) | set(test)):
+        metrics = sorted(set(dev.get(task, {})) | set(test.get(task, {})))
+        tasks[task] = {m: {"dev": dev.get(task, {}).get(m), "test": test.get(task, {}).get(m)} for m in metrics}
+    return {"tasks": tasks, "best_epoch": best_epoch, "train_seconds": round(seconds, 2), "steps": steps,
+            "examples_seen": dict(seen)}
+
+
+def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    table.add_column("task")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for task, metrics in results.items():
+        for metric, value in metrics.items():
+            table.add_row(task, metric, f"{value:.2f}")
+    return table
