@@ -57,10 +57,14 @@ class Trainer:
         balancing = self.config.balancing
         self.balancer = build_balancer(balancing.method, list(self.tasks), balancing.options, mode=balancing.mode,
                                        update_every=balancing.update_every, shared_params=balancing.shared_params)
-        parameters = [p for p in self.model.parameters() if p.requires_grad] + list(self.balancer.parameters())
-        self.optimizer = build_optimizer(parameters, training)
+        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
+        method_parameters = list(self.balancer.parameters())
+        if method_parameters:  # a method's own parameters (UW log-variances, ...) are never decayed
+            groups.append({"params": method_parameters, "weight_decay": 0.0})
+        self.optimizer = build_optimizer(groups, training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
         self.step = 0
+        self.epoch = 1
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "dev": {}}
 
     # ------------------------------------------------------------------------------
@@ -82,7 +86,7 @@ class Trainer:
                 return self.losses(batch, present, self.model(batch.inputs, present).logits)
 
         context = StepContext(shared_parameters=self.model.shared_parameters(), representation=output.representation,
-                              step=self.step, recompute_losses=recompute_losses)
+                              step=self.step, epoch=self.epoch, recompute_losses=recompute_losses)
         self.optimizer.zero_grad(set_to_none=True)
         stats = self.balancer.backward(losses, context)
         if self.config.training.clip_norm:
@@ -108,6 +112,7 @@ class Trainer:
         with self._progress() as progress:
             bar = progress.add_task("training", total=self.total_steps, losses="")
             for epoch in range(1, epochs + 1):
+                self.epoch = epoch
                 epoch_end = min(epoch * self.steps_per_epoch, self.total_steps)
                 while self.step < epoch_end:
                     batch = self.steps.build(self.step, self.total_steps)
