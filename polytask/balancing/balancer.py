@@ -21,16 +21,17 @@ from torch import Tensor, nn
 class StepContext:
     """What a balancer may use in one step besides the losses.
 
-    ``shared_parameters`` are the encoder's trainable parameters (methods act on them);
-    every other trainable parameter is task-specific. ``representation`` holds the shared
+    ``shared_parameters`` are the encoder's trainable parameters by qualified name (methods
+    act on them); every other trainable parameter is task-specific. ``representation`` holds the shared
     tensors the heads read (the tapped encoder layers), for representation-gradient modes.
     ``recompute_losses`` re-runs the forward pass on the same batch without gradient, for
     methods that look at the losses after the optimizer step (FAMO).
     """
 
-    shared_parameters: list[nn.Parameter]
+    shared_parameters: dict[str, nn.Parameter]
     representation: list[Tensor] = field(default_factory=list)
     step: int = 0
+    epoch: int | None = None
     recompute_losses: Callable[[], dict[str, Tensor]] | None = None
 
 

@@ -1,0 +1,99 @@
+"""DB-MTL: dual balancing by a log transform of the losses and equal-magnitude shared gradients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from polytask.balancing.balancer import StepContext
+from polytask.balancing.registry import register_method
+from polytask.balancing.weighting import Combination, LossWeighting, check_option, zero_valued
+
+_EPSILON = 1e-8
+
+
+@register_method(
+    "db_mtl",
+    kind="weighting",
+    needs="gradients",
+    paper="Lin et al., Dual-Balancing for Multi-Task Learning, arXiv:2308.12029, 2023",
+)
+class DualBalancing(LossWeighting):
+    """Back-propagate ``log(L_t + ε)``; the shared parameters get ``Σ_t α_t ḡ_t``, terms of equal norm.
+
+    Why: the log makes every task's loss scale-free (loss-scale balancing) and rescaling each
+    task's averaged shared gradient to the largest norm stops small-gradient tasks from being
+    drowned out (gradient-magnitude balancing).
+    B. Lin, W. Jiang, F. Ye, Y. Zhang, P. Chen, Y.-C. Chen, S. Liu, J. T. Kwok,
+    "Dual-Balancing for Multi-Task Learning", arXiv:2308.12029, 2023 (as in LibMTL's DB_MTL).
+
+    Per step, for each present task: ``g_t = ∇_shared log(L_t + 1e-8)`` (one autograd pass on
+    the shared parameters per task), ``ḡ_t ← β_k ḡ_t + (1 - β_k) g_t`` with
+    ``β_k = beta / k^beta_sigma`` (k: the task's update count, ``ḡ_t`` starting at 0), and
+    ``α_t = max_j ||ḡ_j|| / (||ḡ_t|| + 1e-8)``. The heads receive ``∇ log(L_t + 1e-8)``; the
+    shared parameters receive ``Σ_t α_t ḡ_t`` (through a zero-valued correction term, so the
+    gradient still arrives by ``backward``). Cost: T + 1 backward passes over the shared part.
+
+    Options: ``beta`` (default 0.9), ``beta_sigma`` (default 0). Partial labels: only present
+    tasks' averages update, and the max and sum run over the present tasks.
+    ``weights`` reports ``α_t / (L_t + 1e-8)``: the weight on this step's ``∇L_t`` in the
+    shared update, leaving the moving average aside; ``grad_scales`` reports ``α_t``.
+    State: the moving-average gradient ``ḡ_t`` (a flat tensor over the shared parameters) and
+    the update count per task.
+    """
+
+    name = "db_mtl"
+
+    def __init__(self, task_names: Sequence[str], *, beta: float = 0.9, beta_sigma: float = 0.0) -> None:
+        super().__init__(task_names)
+        check_option(isinstance(beta, (int, float)) and 0 <= beta < 1, "beta must be in [0, 1)")
+        check_option(isinstance(beta_sigma, (int, float)) and beta_sigma >= 0, "beta_sigma must be >= 0")
+        self.beta = float(beta)
+        self.beta_sigma = float(beta_sigma)
+        self.buffers: dict[str, Tensor] = {}
+        self.updates: dict[str, int] = {}
+
+    def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
+        tasks = list(losses)
+        shared = [p for p in context.shared_parameters.values() if p.requires_grad]
+        if not shared:
+            raise ValueError("db_mtl needs the step's shared parameters (StepContext.shared_parameters)")
+        log_losses = {task: torch.log(losses[task] + _EPSILON) for task in tasks}
+        plain = None
+        for task in tasks:
+            grads = torch.autograd.grad(log_losses[task], shared, retain_graph=True, allow_unused=True)
+            flat = torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(shared, grads)])
+            plain = flat if plain is None else plain + flat
+            count = self.updates.get(task, 0) + 1
+            beta = self.beta / count**self.beta_sigma
+            previous = self.buffers.get(task)
+            previous = torch.zeros_like(flat) if previous is None else previous.to(flat.device, flat.dtype)
+            self.buffers[task] = beta * previous + (1 - beta) * flat
+            self.updates[task] = count
+        norms = torch.stack([self.buffers[task].norm() for task in tasks])
+        scales = norms.max() / (norms + _EPSILON)
+        balanced = sum(scales[i] * self.buffers[task] for i, task in enumerate(tasks))
+        correction = balanced - plain
+        offsets = torch.split(correction, [p.numel() for p in shared])
+        steer = sum((p * c.view_as(p)).sum() for p, c in zip(shared, offsets))
+
+        total = sum(log_losses.values()) + zero_valued(steer)
+        values = torch.stack([losses[task].detach() for task in tasks]) + _EPSILON
+        return Combination(
+            loss=total,
+            weights=dict(zip(tasks, (scales / values).unbind())),
+            diagnostics={"grad_scales": dict(zip(tasks, scales.tolist()))},
+        )
+
+    def extra_state(self) -> dict[str, Any]:
+        return {
+            "buffers": {task: b.detach().clone() for task, b in self.buffers.items()},
+            "updates": dict(self.updates),
+        }
+
+    def load_extra_state(self, state: Mapping[str, Any]) -> None:
+        self.buffers = {task: torch.as_tensor(b).clone() for task, b in state["buffers"].items()}
+        self.updates = dict(state["updates"])
