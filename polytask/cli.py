@@ -52,16 +52,9 @@ def train(
 ) -> None:
     """Train a multi-task model from CONFIG into the run directory OUT."""
     from polytask.config import load_config
-    from polytask.training.run_dir import RunDirectory
-    from polytask.training.setup import build_experiment
-    from polytask.training.trainer import Trainer
+    from polytask.training.run import train_run
 
-    experiment_config = load_config(config, set_ or [])
-    run_dir = RunDirectory(out, overwrite=overwrite)
-    experiment = build_experiment(experiment_config)
-    run_dir.create()
-    run_dir.save_setup(experiment)
-    summary = Trainer(experiment, run_dir, progress=not quiet, console=errors).fit()
+    summary = train_run(load_config(config, set_ or []), out, overwrite=overwrite, progress=not quiet, console=errors)
     console.print(summary_table(summary, f"best epoch {summary['best_epoch']} · {summary['train_seconds']:.0f}s"))
     console.print(f"run saved in {out}")
 

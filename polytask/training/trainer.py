@@ -123,7 +123,7 @@ class Trainer:
                         self.run_dir.log({"kind": "step", "step": self.step, "epoch": epoch,
                                           "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present_tasks,
                                           "seen": dict(self.steps.seen), **record})
-                    progress.update(bar, advance=1, losses=" ".join(f"{t} {v:.3f}" for t, v in running.items()))
+                    progress.update(bar, advance=1, losses=self._progress_text(running))
                 dev = self.evaluate("dev")
                 score = selection_score(self.tasks, dev)
                 improved = score > self.best["score"]
@@ -161,10 +161,18 @@ class Trainer:
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console,
                         disable=not self.show_progress, transient=False)
 
+    def _progress_text(self, running: dict[str, float]) -> str:
+        """Running loss and examples seen so far, per task."""
+        return " ".join(f"{t} {v:.3f} ({_count(self.steps.seen[t])})" for t, v in running.items())
+
     def _print_epoch(self, progress: Progress, epoch: int, dev: dict, score: float, improved: bool) -> None:
         parts = [f"{task} " + " ".join(f"{m}={v:.2f}" for m, v in metrics.items()) for task, metrics in dev.items()]
         mark = " *" if improved else ""
         progress.console.print(f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+
+
+def _count(n: int) -> str:
+    return f"{n / 1000:.1f}k" if n >= 1000 else str(n)
 
 
 def build_summary(dev: dict, test: dict, best_epoch: int, seconds: float, steps: int, seen: dict) -> dict[str, Any]:
