@@ -64,7 +64,9 @@ class DataConfig(StrictModel):
 
     def source_key(self) -> tuple:
         """Identity of the underlying corpus: tasks with equal keys read one shared set of examples."""
-        return tuple((k, repr(v)) for k, v in self.model_dump().items() if k != "column")
+        import json
+
+        return tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in self.model_dump().items() if k != "column")
 
     def paths(self) -> dict[str, str]:
         named = {k: getattr(self, k) for k in ("train", "dev", "test") if getattr(self, k)}
