@@ -134,6 +134,7 @@ class TrainingConfig(StrictModel):
     eval_batch_size: int = Field(128, gt=0)
     seed: int = 1
     clip_norm: float | None = Field(5.0, gt=0)
+    threads: int | None = Field(None, ge=1, description="CPU threads for torch (null: torch's default)")
     log_every: int = Field(10, ge=1, description="write step diagnostics to metrics.jsonl every N steps")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
 

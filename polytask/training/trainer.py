@@ -48,6 +48,8 @@ class Trainer:
         self.console = console or Console(stderr=True)
         self.show_progress, self.on_epoch = progress, on_epoch
         seed_everything(self.config.training.seed)
+        if self.config.training.threads:
+            torch.set_num_threads(self.config.training.threads)
         self.steps = StepBuilder(self.config, experiment.corpus, self.tasks, self.model.encoder.featurizer)
         training = self.config.training
         self.steps_per_epoch = self.steps.steps_per_epoch()
