@@ -1,8 +1,14 @@
-"""Registry of balancing methods, keyed by the names used in ``balancing.method``."""
+"""Registry of balancing methods, keyed by the names used in ``balancing.method``.
+
+A *weighting* (kind "weighting") is a ``Balancer`` factory: it turns losses into one backward
+pass. A gradient *aggregator* (kind "aggregator") is a ``GramianWeighting`` or ``Aggregator``
+factory: ``build_balancer`` runs it on the per-task gradient engine in the requested mode.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,16 +25,16 @@ class MethodInfo:
     kind: Kind
     needs: str  # "losses" | "gradients" | "gramian"
     paper: str
-    factory: Callable[..., Balancer]
+    factory: Callable[..., Any]  # weighting: -> Balancer; aggregator: -> GramianWeighting | Aggregator
 
 
 METHODS: dict[str, MethodInfo] = {}
 
 
 def register_method(name: str, *, kind: Kind, needs: str, paper: str):
-    """Class or function decorator adding a balancer factory to the registry."""
+    """Class or function decorator adding a method factory to the registry."""
 
-    def decorate(factory: Callable[..., Balancer]):
+    def decorate(factory: Callable[..., Any]):
         if name in METHODS:
             raise ValueError(f"balancing method {name!r} registered twice")
         METHODS[name] = MethodInfo(name, kind, needs, paper, factory)
@@ -51,15 +57,54 @@ def available_methods() -> dict[str, MethodInfo]:
     return dict(sorted(METHODS.items()))
 
 
-def build_balancer(method: str, task_names: list[str], options: dict[str, Any] | None = None) -> Balancer:
-    """Instantiate ``method`` for ``task_names``; unknown names or options raise ConfigError."""
+def build_balancer(
+    method: str,
+    task_names: list[str],
+    options: dict[str, Any] | None = None,
+    *,
+    mode: str = "exact",
+    update_every: int = 1,
+    shared_params: Sequence[str] | None = None,
+) -> Balancer:
+    """Instantiate ``method`` for ``task_names``; user mistakes raise ConfigError naming the field.
+
+    ``mode`` ("exact" | "representation" | "subset"), ``update_every`` and ``shared_params``
+    (parameter-name prefixes for "subset") configure the gradient engine of aggregators; loss
+    weightings compute no per-task gradients and accept only the defaults.
+    """
+    from polytask.balancing.aggregation import GradientBalancer
     from polytask.errors import ConfigError
 
     methods = available_methods()
     if method not in methods:
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(methods)}", field="balancing.method")
-    factory = methods[method].factory
+    info = methods[method]
+    options = dict(options or {})
+    if info.kind == "weighting":
+        if mode != "exact" or update_every != 1:
+            raise ConfigError(
+                f"{method!r} is a loss weighting: it computes no per-task gradients, so mode and update_every do not apply",
+                field="balancing.mode" if mode != "exact" else "balancing.update_every",
+            )
+        if shared_params and "shared_params" not in inspect.signature(info.factory).parameters:
+            raise ConfigError(f"{method!r} does not use shared_params", field="balancing.shared_params")
+        if shared_params:
+            options["shared_params"] = list(shared_params)
+        return _construct(info, {"task_names": task_names, **options})
+    aggregator = _construct(info, options)
+    return GradientBalancer(
+        aggregator, task_names, mode=mode, update_every=update_every, shared_params=shared_params, name=method
+    )
+
+
+def _construct(info: MethodInfo, kwargs: dict[str, Any]) -> Any:
+    from polytask.errors import ConfigError
+
     try:
-        return factory(task_names=task_names, **(options or {}))
+        inspect.signature(info.factory).bind(**kwargs)
     except TypeError as error:
-        raise ConfigError(f"invalid options for {method!r}: {error}", field="balancing.options") from None
+        raise ConfigError(f"invalid options for {info.name!r}: {error}", field="balancing.options") from None
+    try:
+        return info.factory(**kwargs)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"invalid options for {info.name!r}: {error}", field="balancing.options") from None

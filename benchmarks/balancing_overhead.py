@@ -1,0 +1,317 @@
+"""Training-step time and peak memory of every balancing method, as a ratio to equal weighting (EW).
+
+Why: gradient methods are only worth using if their per-step cost stays close to EW's; this
+measures it on two fixed workloads, methods interleaved in rounds so that machine noise hits
+all of them alike, with TorchJD's own implementation of each method it has side by side.
+
+Usage: ``python benchmarks/balancing_overhead.py [--out FILE.json] [--steps N] [--rounds R]
+[--workloads tagger,mlp] [--methods a,b]``.
+
+Workloads (Adam, ``torch.set_num_threads(2)``, random fixed batches):
+
+- ``tagger``: word embeddings 10,000 × 100, a 2-layer BiLSTM (hidden 128 per direction),
+  token-level heads with 45, 23 and 9 classes; 32 sentences × 30 tokens.
+- ``mlp``: trunk 256→512→512 (ReLU), 3 heads of 10 classes; batch 128.
+
+Rows: every registered method (``available_methods()``): loss weightings once; gradient
+aggregators in mode ``exact`` (per-task gradients of all shared parameters every step),
+``representation``, ``subset`` (tagger: the second BiLSTM layer; mlp: the last trunk layer) and
+``every-10`` (exact, weights recomputed every 10 steps); plus library ``torchjd`` rows:
+``torchjd.autojac.mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator on the same model.
+LibMTL is not compared: ``pip install libmtl`` is not available on this machine's index.
+
+Time: wall-clock median of the full step (forward, balancing backward, Adam step); ``mean_ms``
+is reported too because every-k medians hide the recomputation steps, and the process CPU time
+(``cpu_ratio_to_ew``), which other processes on a shared machine disturb less than wall time.
+Peak memory: one extra step per row under ``torch.profiler`` with ``profile_memory=True``; the
+allocator's [memory] events (bytes allocated/freed, in time order) give the peak of tensor
+memory allocated during the step, to which the persistent parameter and optimizer-state bytes
+are added. RSS-based measures (``ru_maxrss``) cannot be reset between interleaved rows and
+include the allocator's cached pages, and ``tracemalloc`` does not see torch's allocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from polytask.balancing.balancer import Balancer, StepContext  # noqa: E402
+from polytask.balancing.registry import available_methods, build_balancer  # noqa: E402
+
+EVERY_K = 10
+
+
+# --------------------------------------------------------------------------- workloads
+class Tagger(nn.Module):
+    """Embedding + 2-layer BiLSTM + 3 token heads.
+
+    TODO(lead): build the encoder with polytask.models.encoders (BiLSTMEncoder) once it lands.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.ModuleDict({
+            "embed": nn.Embedding(10_000, 100),
+            "lstm": nn.LSTM(100, 128, num_layers=2, bidirectional=True, batch_first=True),
+        })
+        self.heads = nn.ModuleDict({"pos": nn.Linear(256, 45), "chunk": nn.Linear(256, 23), "ner": nn.Linear(256, 9)})
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        states, _ = self.encoder["lstm"](self.encoder["embed"](batch["words"]))
+        losses = {t: nn.functional.cross_entropy(h(states).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
+        return states, losses
+
+    @staticmethod
+    def batches(n: int) -> list[dict[str, Tensor]]:
+        g = torch.Generator().manual_seed(0)
+        return [{"words": torch.randint(0, 10_000, (32, 30), generator=g),
+                 **{t: torch.randint(0, c, (32, 30), generator=g) for t, c in (("pos", 45), ("chunk", 23), ("ner", 9))}}
+                for _ in range(n)]
+
+    subset = ["lstm.weight_ih_l1", "lstm.weight_hh_l1", "lstm.bias_ih_l1", "lstm.bias_hh_l1"]
+
+
+class MLP(nn.Module):
+    """MLP trunk 256→512→512 (ReLU) with 3 heads of 10 classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.ModuleDict({"trunk": nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())})
+        self.heads = nn.ModuleDict({t: nn.Linear(512, 10) for t in ("a", "b", "c")})
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        states = self.encoder["trunk"](batch["x"])
+        return states, {t: nn.functional.cross_entropy(h(states), batch[t]) for t, h in self.heads.items()}
+
+    @staticmethod
+    def batches(n: int) -> list[dict[str, Tensor]]:
+        g = torch.Generator().manual_seed(0)
+        return [{"x": torch.randn(128, 256, generator=g), **{t: torch.randint(0, 10, (128,), generator=g) for t in "abc"}}
+                for _ in range(n)]
+
+    subset = ["trunk.2."]
+
+
+WORKLOADS = {"tagger": Tagger, "mlp": MLP}
+
+# TorchJD's implementation of the methods it has (constructor of torchjd.aggregation.X).
+TORCHJD = {
+    "mgda": lambda a, t: a.MGDA(), "pcgrad": lambda a, t: a.PCGrad(), "gradvac": lambda a, t: a.GradVac(),
+    "cagrad": lambda a, t: a.CAGrad(c=0.4), "nash_mtl": lambda a, t: a.NashMTL(n_tasks=t),
+    "imtl_g": lambda a, t: a.IMTLG(), "aligned_mtl": lambda a, t: a.AlignedMTL(), "upgrad": lambda a, t: a.UPGrad(),
+    "dualproj": lambda a, t: a.DualProj(), "graddrop": lambda a, t: a.GradDrop(),
+}
+
+
+# --------------------------------------------------------------------------- rows
+@dataclass
+class Row:
+    workload: str
+    method: str
+    library: str
+    mode: str
+    backward: Callable[[dict[str, Tensor], StepContext], None]
+    balancer: Balancer | None = None
+    times: list[float] = field(default_factory=list)
+    cpu_times: list[float] = field(default_factory=list)
+    note: str = ""
+
+
+def polytask_rows(workload: str, tasks: list[str], subset: list[str], only: set[str] | None) -> tuple[list[Row], list[dict]]:
+    rows, failures = [], []
+    for name, info in available_methods().items():
+        if only and name not in only and name != "ew":
+            continue
+        if info.kind == "weighting":
+            configs = [("exact", {})]
+        else:
+            configs = [("exact", {}), ("representation", {"mode": "representation"}),
+                       ("subset", {"mode": "subset", "shared_params": subset}),
+                       (f"every-{EVERY_K}", {"update_every": EVERY_K})]
+        for mode, kwargs in configs:
+            try:
+                balancer = build_balancer(name, tasks, **kwargs)
+            except Exception as error:  # a method that cannot run here is reported, not hidden
+                failures.append({"workload": workload, "method": name, "library": "polytask", "mode": mode,
+                                 "error": f"{type(error).__name__}: {error}"})
+                continue
+            rows.append(Row(workload, name, "polytask", mode, balancer.backward, balancer))
+    return rows, failures
+
+
+def torchjd_rows(workload: str, tasks: list[str], only: set[str] | None) -> tuple[list[Row], list[dict]]:
+    import torchjd.aggregation as aggregation
+    from torchjd.autojac import jac_to_grad, mtl_backward
+
+    rows, failures = [], []
+    for name, make in TORCHJD.items():
+        if only and name not in only:
+            continue
+        try:
+            aggregator = make(aggregation, len(tasks))
+        except Exception as error:
+            failures.append({"workload": workload, "method": name, "library": "torchjd", "mode": "exact",
+                             "error": f"{type(error).__name__}: {error}"})
+            continue
+
+        def backward(losses: dict[str, Tensor], context: StepContext, aggregator=aggregator) -> None:
+            shared = [p for p in context.shared_parameters.values() if p.requires_grad]
+            mtl_backward(list(losses.values()), features=context.representation, shared_params=shared)
+            jac_to_grad(shared, aggregator)
+
+        rows.append(Row(workload, name, "torchjd", "exact", backward))
+    return rows, failures
+
+
+# --------------------------------------------------------------------------- measurement
+class Harness:
+    """One model and optimizer per workload; every row trains it for its steps in turn."""
+
+    def __init__(self, workload: str):
+        torch.manual_seed(0)
+        self.model = WORKLOADS[workload]()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.shared = {name: p for name, p in self.model.encoder.named_parameters()}
+        self.batches = WORKLOADS[workload].batches(8)
+        self.cursor = 0
+
+    def step(self, row: Row, zero_grad: bool = True) -> None:
+        batch = self.batches[self.cursor % len(self.batches)]
+        self.cursor += 1
+        if zero_grad:
+            self.optimizer.zero_grad(set_to_none=True)
+        states, losses = self.model(batch)
+
+        def recompute() -> dict[str, Tensor]:
+            with torch.no_grad():
+                return {t: loss.detach() for t, loss in self.model(batch)[1].items()}
+
+        context = StepContext(shared_parameters=self.shared, representation=[states], step=self.cursor,
+                              recompute_losses=recompute)
+        if "epoch" in StepContext.__dataclass_fields__:  # epoch-based weightings (DWA): 50-step "epochs"
+            context.epoch = self.cursor // 50
+        row.backward(losses, context)
+        self.optimizer.step()
+        if row.balancer is not None:
+            row.balancer.after_optimizer_step({t: loss.detach() for t, loss in losses.items()}, context)
+
+    def persistent_bytes(self) -> int:
+        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        state = sum(v.numel() * v.element_size() for s in self.optimizer.state.values() for v in s.values()
+                    if isinstance(v, Tensor))
+        return params + state
+
+    def peak_bytes(self, row: Row) -> int:
+        """Persistent bytes + the peak of tensor bytes allocated during one step."""
+        from torch.profiler import ProfilerActivity, profile
+
+        self.optimizer.zero_grad(set_to_none=True)  # outside: frees of blocks the profiler never saw allocated
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            self.step(row, zero_grad=False)
+        events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+        live = peak = 0
+        for _, nbytes in events:
+            live += nbytes
+            peak = max(peak, live)
+        return self.persistent_bytes() + peak
+
+
+def measure(workload: str, steps: int, rounds: int, only: set[str] | None) -> tuple[list[dict], list[dict]]:
+    harness = Harness(workload)
+    tasks = list(harness.model.heads)
+    rows, failures = polytask_rows(workload, tasks, WORKLOADS[workload].subset, only)
+    jd_rows, jd_failures = torchjd_rows(workload, tasks, only)
+    rows, failures = rows + jd_rows, failures + jd_failures
+    runnable = []
+    for row in rows:  # warm-up: first-call allocations, auto VJP strategy selection
+        try:
+            for _ in range(3):
+                harness.step(row)
+            runnable.append(row)
+        except Exception as error:  # reported in the output, not hidden
+            failures.append({"workload": workload, "method": row.method, "library": row.library, "mode": row.mode,
+                             "error": f"{type(error).__name__}: {error}"})
+    rows = runnable
+    for _ in range(rounds):
+        for row in rows:
+            for _ in range(steps):
+                start, cpu_start = time.perf_counter(), time.process_time()
+                harness.step(row)
+                row.times.append(time.perf_counter() - start)
+                row.cpu_times.append(time.process_time() - cpu_start)
+    peaks = {id(row): harness.peak_bytes(row) for row in rows}
+    ew = next(r for r in rows if r.method == "ew")
+    ew_median, ew_mean, ew_peak = statistics.median(ew.times), statistics.mean(ew.times), peaks[id(ew)]
+    ew_cpu = statistics.median(ew.cpu_times)
+    records = []
+    for row in rows:
+        median, mean = statistics.median(row.times), statistics.mean(row.times)
+        record = {
+            "workload": workload, "method": row.method, "library": row.library, "mode": row.mode,
+            "median_ms": round(median * 1e3, 3), "mean_ms": round(mean * 1e3, 3),
+            "ratio_to_ew": round(median / ew_median, 3), "mean_ratio_to_ew": round(mean / ew_mean, 3),
+            "peak_mb": round(peaks[id(row)] / 2**20, 2), "peak_ratio_to_ew": round(peaks[id(row)] / ew_peak, 3),
+            "cpu_median_ms": round(statistics.median(row.cpu_times) * 1e3, 3),
+            "cpu_ratio_to_ew": round(statistics.median(row.cpu_times) / ew_cpu, 3),
+            "steps": len(row.times),
+        }
+        if row.balancer is not None and getattr(row.balancer, "engine", None) is not None:
+            record["vjp"] = row.balancer.engine.strategy
+        records.append(record)
+    return records, failures
+
+
+def print_table(records: list[dict], failures: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Balancing overhead (ratio to EW in the same run)")
+    for column in ("workload", "method", "library", "mode", "median ms", "× EW", "mean × EW", "CPU × EW", "peak MB",
+                   "peak × EW"):
+        table.add_column(column, justify="right" if "×" in column or "MB" in column or "ms" in column else "left")
+    for r in records:
+        table.add_row(r["workload"], r["method"], r["library"], r["mode"], f"{r['median_ms']:.1f}",
+                      f"{r['ratio_to_ew']:.2f}", f"{r['mean_ratio_to_ew']:.2f}", f"{r['cpu_ratio_to_ew']:.2f}",
+                      f"{r['peak_mb']:.1f}",
+                      f"{r['peak_ratio_to_ew']:.2f}")
+    console = Console(width=140)
+    console.print(table)
+    for f in failures:
+        console.print(f"[yellow]not run[/yellow] {f['workload']} {f['method']} ({f['library']}, {f['mode']}): {f['error']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None, help="JSON file for the records")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per row and round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds over all rows")
+    parser.add_argument("--workloads", default="tagger,mlp")
+    parser.add_argument("--methods", default="", help="comma-separated subset of methods (ew is always run)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(2)
+    only = set(args.methods.split(",")) if args.methods else None
+    records, failures = [], []
+    for workload in args.workloads.split(","):
+        r, f = measure(workload, args.steps, args.rounds, only)
+        records += r
+        failures += f
+    print_table(records, failures)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        not_run = [{**f, "median_ms": None, "ratio_to_ew": None, "peak_mb": None} for f in failures]
+        args.out.write_text(json.dumps(records + not_run, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

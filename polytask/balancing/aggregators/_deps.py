@@ -1,0 +1,42 @@
+"""Optional solver dependencies of gradient methods, checked when a method is constructed."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.util import find_spec
+from types import ModuleType
+
+from torch import Tensor
+
+from polytask.errors import MissingDependencyError
+
+
+def require(package: str, feature: str, extra: str = "balancing") -> ModuleType:
+    """Import ``package`` or raise MissingDependencyError naming the extra that provides it."""
+    if find_spec(package) is None:
+        raise MissingDependencyError(package, extra, feature)
+    return import_module(package)
+
+
+def torchjd_weighting(class_name: str, feature: str, *, quadprog: dict | None = None, **kwargs):
+    """An instance of ``torchjd.aggregation.<class_name>``; its optional deps are checked here too.
+
+    ``quadprog``: options of TorchJD's quadprog dual-cone projector, for the methods that use it.
+    """
+    require("torchjd", feature)
+    if quadprog is not None:
+        require("quadprog", feature)
+        require("qpsolvers", feature)
+        kwargs["projector"] = import_module("torchjd._linalg").QuadprogProjector(**quadprog)
+    aggregation = import_module("torchjd.aggregation")
+    return getattr(aggregation, class_name)(**kwargs)
+
+
+def trace_normalized(gramian: Tensor) -> Tensor:
+    """G / tr(G), for scale-invariant weightings whose solvers use absolute tolerances.
+
+    TorchJD's projector zeroes Gramians with trace below its ``norm_eps`` (tiny late-training
+    gradients would silently become the plain mean); normalising first keeps the projection.
+    """
+    trace = float(gramian.diagonal().sum())
+    return gramian / trace if trace > 0 else gramian
