@@ -21,8 +21,9 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/polytask demo
 
+# Two pytest workers on two cores, one torch thread each (two threads each would oversubscribe).
 test: venv
-	$(PY) -m pytest -n 2 -q tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q --durations=10 tests
 
 bench: venv
 	$(PY) benchmarks/balancing_overhead.py --out benchmarks/results/balancing_overhead.json
