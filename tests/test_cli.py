@@ -121,3 +121,25 @@ def test_bad_data_names_file_and_line(tmp_path: Path) -> None:
 def test_methods_lists_equal_weighting() -> None:
     result = polytask("methods")
     assert result.returncode == 0 and "ew" in result.stdout
+
+
+def test_evaluate_rejects_a_label_unseen_in_training(trained_run: Path, tmp_path: Path) -> None:
+    evaluation = tmp_path / "eval.txt"
+    evaluation.write_text("Shares NNS B-NP\nrose VBD B-VP\n\nPrices XYZ B-NP\n\n")
+    result = polytask("evaluate", str(trained_run), "--split", "test",
+                      "--set", f"tasks.pos.data.test={evaluation}", "--set", f"tasks.chunk.data.test={evaluation}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"{evaluation}:4" in result.stderr and "XYZ" in result.stderr
+
+
+def test_task_without_training_labels_is_a_config_error(tmp_path: Path) -> None:
+    data = tiny_config_dict()
+    data["tasks"]["pos"]["data"]["max_train"] = 1
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("text\tlabel\nsome words here\t\n")
+    data["tasks"]["extra"] = {"type": "sequence_classification",
+                              "data": {"format": "tsv", "train": str(empty), "dev": str(empty), "column": "label"}}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    result = polytask("train", str(config), "--out", str(tmp_path / "run"), "--quiet")
+    assert result.returncode == 2 and "tasks.extra.data" in result.stderr and "no labelled training examples" in result.stderr
