@@ -6,22 +6,16 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from polytask.config import EncoderConfig
-from polytask.models.encoders.base import Encoder, EncoderOutput
-from polytask.models.encoders.words import WordFeaturizer, WordRepresentation
+from polytask.models.encoders.base import EncoderOutput
+from polytask.models.encoders.words import WordLevelEncoder
 
 
-class BiLSTMEncoder(Encoder):
+class BiLSTMEncoder(WordLevelEncoder):
     """BiLSTM tagger encoder (Lample et al. 2016; Plank et al. 2016) exposing every layer."""
-
-    def __init__(self, config: EncoderConfig):
-        super().__init__()
-        self.config = config
-        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars)
 
     def build(self) -> None:
         c = self.config
-        self.embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        self.embed = self.build_input()
         dims = [self.embed.output_dim] + [2 * c.hidden] * c.layers
         self.lstms = nn.ModuleList(
             nn.LSTM(dims[i], c.hidden, batch_first=True, bidirectional=True) for i in range(c.layers)

@@ -5,22 +5,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polytask.config import EncoderConfig
-from polytask.models.encoders.base import Encoder, EncoderOutput
-from polytask.models.encoders.words import WordFeaturizer, WordRepresentation
+from polytask.models.encoders.base import EncoderOutput
+from polytask.models.encoders.words import WordLevelEncoder
 
 
-class CNNEncoder(Encoder):
+class CNNEncoder(WordLevelEncoder):
     """Convolutional sentence encoder (Collobert et al. 2011; Strubell et al. 2017), faster than a BiLSTM."""
-
-    def __init__(self, config: EncoderConfig):
-        super().__init__()
-        self.config = config
-        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars)
 
     def build(self) -> None:
         c = self.config
-        self.embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        self.embed = self.build_input()
         self.project = nn.Linear(self.embed.output_dim, c.hidden)
         self.convs = nn.ModuleList(
             nn.Conv1d(c.hidden, c.hidden, c.kernel_size, padding=c.kernel_size // 2) for _ in range(c.layers)

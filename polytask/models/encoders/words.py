@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from polytask.data.example import Example
 from polytask.data.vocab import Vocabulary, normalise_word
-from polytask.models.encoders.base import Featurizer
+from polytask.config import EncoderConfig
+from polytask.models.encoders.base import Encoder, Featurizer
 
 MAX_WORD_CHARS = 30
 
@@ -94,3 +95,16 @@ class WordRepresentation(nn.Module):
         if self.chars is not None and char_ids is not None:
             parts.append(self.chars(char_ids))
         return self.dropout(torch.cat(parts, dim=-1))
+
+
+class WordLevelEncoder(Encoder):
+    """Base of encoders trained from scratch: a word featurizer and word + character input vectors."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars)
+
+    def build_input(self) -> WordRepresentation:
+        c = self.config
+        return WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
