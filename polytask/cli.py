@@ -45,7 +45,7 @@ Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override 
 @user_errors
 def train(
     config: Annotated[Path, typer.Argument(help="YAML experiment config")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="run directory to create")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory to create (default: output.dir)")] = None,
     set_: Overrides = None,
     overwrite: Annotated[bool, typer.Option(help="replace an existing run directory's files")] = False,
     quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
@@ -54,7 +54,11 @@ def train(
     from polytask.config import load_config
     from polytask.training.run import train_run
 
-    summary = train_run(load_config(config, set_ or []), out, overwrite=overwrite, progress=not quiet, console=errors)
+    experiment_config = load_config(config, set_ or [])
+    out = out or (Path(experiment_config.output.dir) if experiment_config.output.dir else None)
+    if out is None:
+        raise PolytaskError("no run directory: pass --out or set output.dir in the config")
+    summary = train_run(experiment_config, out, overwrite=overwrite, progress=not quiet, console=errors)
     console.print(summary_table(summary, f"best epoch {summary['best_epoch']} · {summary['train_seconds']:.0f}s"))
     console.print(f"run saved in {out}")
 

@@ -165,6 +165,12 @@ class SamplingConfig(StrictModel):
         return value
 
 
+class OutputConfig(StrictModel):
+    """Where the run directory goes when ``polytask train`` gets no ``--out``."""
+
+    dir: str | None = None
+
+
 class ExperimentConfig(StrictModel):
     """A whole multi-task experiment."""
 
@@ -174,6 +180,7 @@ class ExperimentConfig(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
 
     @field_validator("tasks")
     @classmethod

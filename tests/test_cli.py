@@ -143,3 +143,24 @@ def test_task_without_training_labels_is_a_config_error(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(data))
     result = polytask("train", str(config), "--out", str(tmp_path / "run"), "--quiet")
     assert result.returncode == 2 and "tasks.extra.data" in result.stderr and "no labelled training examples" in result.stderr
+
+
+def test_output_dir_from_config_and_jsonl_prediction(tmp_path: Path) -> None:
+    data = tiny_config_dict()
+    data["output"] = {"dir": str(tmp_path / "from-config")}
+    data["training"]["epochs"] = 1
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    assert polytask("train", str(config), "--quiet").returncode == 0
+    assert (tmp_path / "from-config" / "model.safetensors").is_file()
+    inputs = tmp_path / "in.jsonl"
+    inputs.write_text('{"text": "The small bakery sold bread ."}\n{"tokens": ["A", "dull", "mess"]}\n')
+    result = polytask("predict", str(tmp_path / "from-config"), "--input", str(inputs), "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[1]["tokens"] == ["A", "dull", "mess"] and len(records[1]["tasks"]["pos"]["labels"]) == 3
+
+
+def test_train_without_any_run_directory_is_a_user_error(tiny_config: Path) -> None:
+    result = polytask("train", str(tiny_config), "--quiet")
+    assert result.returncode == 2 and "--out" in result.stderr

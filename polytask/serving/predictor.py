@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from polytask.data.example import Example
+from polytask.data.tokenize import simple_tokenize
 from polytask.errors import DataError, PolytaskError
 from polytask.training.setup import Experiment
 
@@ -54,26 +55,42 @@ class Predictor:
         return records
 
 
+def _json_input(line: str, origin: str) -> Example:
+    """One JSONL prediction input: ``{"tokens": [...]}`` or ``{"text": "..."}``."""
+    import json
+
+    file, _, number = origin.rpartition(":")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"invalid JSON: {error.msg}", file=file, line=int(number)) from None
+    tokens = record.get("tokens") if isinstance(record, dict) else None
+    text = record.get("text") if isinstance(record, dict) else None
+    if isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens):
+        return Example(tokens=tokens, origin=origin, text=text if isinstance(text, str) else None)
+    if isinstance(text, str) and text.strip():
+        return Example(tokens=simple_tokenize(text), origin=origin, text=text)
+    raise DataError("needs a non-empty 'tokens' list or 'text' string", file=file, line=int(number))
+
+
 def read_inputs(path: str | Path, fmt: str) -> list[Example]:
     """Inputs for prediction: ``text`` (a sentence per line), ``conll`` (first column) or ``jsonl``."""
     from polytask.data.readers import read_examples
-    from polytask.data.tokenize import simple_tokenize
 
     path = Path(path)
     if not path.is_file():
         raise PolytaskError(f"input file not found: {path}")
     if fmt == "conll":
         return read_examples("conll", path, {})
-    if fmt == "jsonl":
-        return read_examples("jsonl", path, {}, text_field="text", tokens_field="tokens")
     examples = []
-    raw = path.read_bytes()
-    for number, line in enumerate(raw.split(b"\n"), start=1):
+    for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
         try:
             text = line.decode("utf-8").strip()
         except UnicodeDecodeError:
             raise DataError("not valid UTF-8", file=str(path), line=number) from None
-        if text:
+        if text and fmt == "jsonl":
+            examples.append(_json_input(text, f"{path}:{number}"))
+        elif text:
             examples.append(Example(tokens=simple_tokenize(text), origin=f"{path}:{number}", text=text))
     if not examples:
         raise DataError("no sentences to predict", file=str(path))
