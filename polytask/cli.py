@@ -92,13 +92,7 @@ def evaluate(
     check_known_labels(experiment.tasks, examples)
     results = evaluate_model(experiment.model, experiment.tasks, examples, experiment.config.training.eval_batch_size)
     write_json(run / f"eval-{split}.json", {"split": split, "tasks": results})
-    table = Table(title=f"{split} metrics")
-    for column in ("task", "metric", "value"):
-        table.add_column(column, justify="right" if column == "value" else "left")
-    for task, metrics in results.items():
-        for metric, value in metrics.items():
-            table.add_row(task, metric, f"{value:.2f}")
-    console.print(table)
+    console.print(metrics_table(f"{split} metrics", results))
 
 
 class InputFormat(str, Enum):
@@ -152,6 +146,16 @@ def methods() -> None:
     for info in available_methods().values():
         table.add_row(info.name, info.kind, info.needs, info.paper)
     console.print(table)
+
+
+def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    for column in ("task", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for task, metrics in results.items():
+        for metric, value in metrics.items():
+            table.add_row(task, metric, f"{value:.2f}")
+    return table
 
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:

@@ -24,6 +24,14 @@ class DataError(PolytaskError):
         super().__init__(f"{where}: {message}" if where else message)
         self.file, self.line = file, line
 
+    @classmethod
+    def at(cls, origin: str, message: str) -> DataError:
+        """A DataError located at an example's ``origin`` (``"path:line"``)."""
+        path, _, line = origin.rpartition(":")
+        if path and line.isdigit():
+            return cls(message, file=path, line=int(line))
+        return cls(message, file=origin or None)
+
 
 class MissingDependencyError(PolytaskError):
     """An optional extra is needed for the requested feature."""

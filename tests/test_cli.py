@@ -91,7 +91,7 @@ def test_existing_run_is_not_overwritten(trained_run: Path, tmp_path: Path) -> N
         (lambda c: c["tasks"]["pos"]["data"].update(column=7), ":1: "),
         (lambda c: c["heads"].update(pos={"layer": 9}), "heads.pos.layer"),
         (lambda c: c["tasks"]["pos"].update(type="tagging"), "tasks.pos.type"),
-        (lambda c: c["balancing"].__init__ if False else c.update(balancing={"method": "nope"}), "balancing.method"),
+        (lambda c: c.update(balancing={"method": "nope"}), "balancing.method"),
     ],
 )
 def test_user_errors_are_one_line_exit_2(tmp_path: Path, mutate, expected: str) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from polytask.config import DataConfig, ExperimentConfig
 from polytask.data.example import Example
@@ -102,18 +101,14 @@ def _read_source(source: Source, config: ExperimentConfig) -> dict[str, list[Exa
 def _parse_labels(examples: list[Example], tasks: Mapping[str, TaskType]) -> None:
     for example in examples:
         if not example.tokens:
-            file, _, line = example.origin.rpartition(":")
-            raise DataError("empty sentence", file=file or None, line=int(line) if line.isdigit() else None)
+            raise DataError.at(example.origin, "empty sentence")
         for name in list(example.labels):
             raw = example.labels[name]
             if raw is None or raw == "" or name not in tasks:
                 del example.labels[name]
                 continue
             label = tasks[name].parse_label(raw, example.origin)
-            if tasks[name].level == "token" and len(label) != len(example.tokens):
-                file, _, line = example.origin.rpartition(":")
-                raise DataError(f"task '{name}' has {len(label)} tags for {len(example.tokens)} tokens",
-                                file=file or None, line=int(line) if line.isdigit() else None)
+            tasks[name].check_label(label, example.tokens, example.origin)
             example.labels[name] = label
 
 

@@ -8,7 +8,6 @@ shuffled passes, so the sequence of steps is deterministic and resumable.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Mapping
 from typing import Any

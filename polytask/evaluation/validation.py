@@ -15,6 +15,4 @@ def check_known_labels(tasks: Mapping[str, TaskType], examples: Sequence[Example
         for name, label in example.labels.items():
             unknown = tasks[name].unknown_labels([label]) if name in tasks else set()
             if unknown:
-                file, _, line = example.origin.rpartition(":")
-                raise DataError(f"task '{name}': label(s) {sorted(unknown)} never seen in training",
-                                file=file or None, line=int(line) if line.isdigit() else None)
+                raise DataError.at(example.origin, f"task '{name}': label(s) {sorted(unknown)} never seen in training")

@@ -59,18 +59,17 @@ def _json_input(line: str, origin: str) -> Example:
     """One JSONL prediction input: ``{"tokens": [...]}`` or ``{"text": "..."}``."""
     import json
 
-    file, _, number = origin.rpartition(":")
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
-        raise DataError(f"invalid JSON: {error.msg}", file=file, line=int(number)) from None
+        raise DataError.at(origin, f"invalid JSON: {error.msg}") from None
     tokens = record.get("tokens") if isinstance(record, dict) else None
     text = record.get("text") if isinstance(record, dict) else None
     if isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens):
         return Example(tokens=tokens, origin=origin, text=text if isinstance(text, str) else None)
     if isinstance(text, str) and text.strip():
         return Example(tokens=simple_tokenize(text), origin=origin, text=text)
-    raise DataError("needs a non-empty 'tokens' list or 'text' string", file=file, line=int(number))
+    raise DataError.at(origin, "needs a non-empty 'tokens' list or 'text' string")
 
 
 def read_inputs(path: str | Path, fmt: str) -> list[Example]:

@@ -52,6 +52,9 @@ class TaskType(ABC):
     def parse_label(self, raw: Any, origin: str) -> Any:
         """Validate and convert a reader's raw label; raise DataError naming ``origin``."""
 
+    def check_label(self, label: Any, tokens: Sequence[str], origin: str) -> None:
+        """Raise a DataError when a parsed label does not fit its example (token tasks: one tag per token)."""
+
     @abstractmethod
     def encode_targets(self, labels: Sequence[Any | None], max_length: int) -> tuple[Tensor, Tensor]:
         """Targets for a batch and a bool mask of which examples are labelled (shape [B]).

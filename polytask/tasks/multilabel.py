@@ -17,7 +17,7 @@ from polytask.data.example import Example
 from polytask.errors import DataError
 from polytask.tasks.base import Level, TaskType
 from polytask.tasks.metrics import exact_match, multilabel_micro_f1
-from polytask.tasks.sequence_classification import ClassIndex, error_at, fitted_labels
+from polytask.tasks.sequence_classification import ClassIndex, fitted_labels
 
 
 class MultiLabel(TaskType):
@@ -75,10 +75,10 @@ class MultiLabel(TaskType):
         elif isinstance(raw, (list, tuple)):
             names = list(raw)
         else:
-            raise error_at(origin, f"task {self.name!r}: labels must be a list or a string, got {type(raw).__name__}")
+            raise DataError.at(origin, f"task {self.name!r}: labels must be a list or a string, got {type(raw).__name__}")
         for name in names:
             if not isinstance(name, str) or not name:
-                raise error_at(origin, f"task {self.name!r}: class {name!r} is not a non-empty string")
+                raise DataError.at(origin, f"task {self.name!r}: class {name!r} is not a non-empty string")
         return sorted(set(names))
 
     def encode_targets(self, labels: Sequence[Sequence[str] | None], max_length: int) -> tuple[Tensor, Tensor]:

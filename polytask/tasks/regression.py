@@ -16,9 +16,10 @@ import torch
 from torch import Tensor
 
 from polytask.data.example import Example
+from polytask.errors import DataError
 from polytask.tasks.base import Level, TaskType
 from polytask.tasks.metrics import mae, mse, pearson
-from polytask.tasks.sequence_classification import error_at, fitted_labels
+from polytask.tasks.sequence_classification import fitted_labels
 
 
 class Regression(TaskType):
@@ -79,7 +80,7 @@ class Regression(TaskType):
             except ValueError:
                 value = None
         if value is None or not math.isfinite(value):
-            raise error_at(origin, f"task {self.name!r}: target {raw!r} is not a number")
+            raise DataError.at(origin, f"task {self.name!r}: target {raw!r} is not a number")
         return value
 
     def encode_targets(self, labels: Sequence[float | None], max_length: int) -> tuple[Tensor, Tensor]:

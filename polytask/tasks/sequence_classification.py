@@ -1,7 +1,7 @@
 """Sentence-level single-label classification (sentiment, subjectivity, ...).
 
 Also home of the small label-space pieces the other classification types share: the class
-index, the ignore index and ``error_at`` (a DataError from an example's ``origin``).
+index and the ignore index.
 """
 
 from __future__ import annotations
@@ -20,14 +20,6 @@ from polytask.tasks.metrics import accuracy, macro_f1
 
 IGNORE_INDEX = -100
 """Target id of positions that enter neither loss nor metrics (padding, unlabelled, unknown)."""
-
-
-def error_at(origin: str, message: str) -> DataError:
-    """A DataError located at an example's ``origin`` (``"path:line"``)."""
-    path, _, line = origin.rpartition(":")
-    if path and line.isdigit():
-        return DataError(message, file=path, line=int(line))
-    return DataError(message, file=origin or None)
 
 
 class ClassIndex:
@@ -113,9 +105,9 @@ class SequenceClassification(TaskType):
         if isinstance(raw, int):
             return str(raw)
         if not isinstance(raw, str):
-            raise error_at(origin, f"task {self.name!r}: a class label must be a string, got {type(raw).__name__}")
+            raise DataError.at(origin, f"task {self.name!r}: a class label must be a string, got {type(raw).__name__}")
         if not raw.strip():
-            raise error_at(origin, f"task {self.name!r}: empty class label")
+            raise DataError.at(origin, f"task {self.name!r}: empty class label")
         return raw
 
     def encode_targets(self, labels: Sequence[str | None], max_length: int) -> tuple[Tensor, Tensor]:

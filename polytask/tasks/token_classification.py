@@ -13,13 +13,13 @@ import torch
 from torch import Tensor
 
 from polytask.data.example import Example
+from polytask.errors import DataError
 from polytask.tasks.base import Level, TaskType
 from polytask.tasks.metrics import canonical_scheme, span_prf, token_accuracy
 from polytask.tasks.metrics.spans import split_tag
 from polytask.tasks.sequence_classification import (
     IGNORE_INDEX,
     ClassIndex,
-    error_at,
     fitted_labels,
     masked_cross_entropy,
 )
@@ -73,21 +73,21 @@ class TokenClassification(TaskType):
     def parse_label(self, raw: Any, origin: str) -> list[str]:
         """A list of non-empty tag strings, each valid in the scheme when one is set."""
         if not isinstance(raw, (list, tuple)):
-            raise error_at(origin, f"task {self.name!r}: tags must be a list of strings, got {type(raw).__name__}")
+            raise DataError.at(origin, f"task {self.name!r}: tags must be a list of strings, got {type(raw).__name__}")
         for position, tag in enumerate(raw):
             if not isinstance(tag, str) or not tag:
-                raise error_at(origin, f"task {self.name!r}: tag {position} is {tag!r}, not a non-empty string")
+                raise DataError.at(origin, f"task {self.name!r}: tag {position} is {tag!r}, not a non-empty string")
             if self.scheme is not None:
                 try:
                     split_tag(tag, self.scheme)
                 except ValueError as error:
-                    raise error_at(origin, f"task {self.name!r}: token {position}: {error}") from None
+                    raise DataError.at(origin, f"task {self.name!r}: token {position}: {error}") from None
         return list(raw)
 
     def check_label(self, label: Sequence[str], tokens: Sequence[str], origin: str) -> None:
         """Raise a DataError when the sentence has not exactly one tag per token."""
         if len(label) != len(tokens):
-            raise error_at(origin, f"task {self.name!r}: {len(label)} tags for {len(tokens)} tokens")
+            raise DataError.at(origin, f"task {self.name!r}: {len(label)} tags for {len(tokens)} tokens")
 
     def encode_targets(self, labels: Sequence[Sequence[str] | None], max_length: int) -> tuple[Tensor, Tensor]:
         """Tag ids [B, max_length] and the labelled mask [B].

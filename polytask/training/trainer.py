@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.registry import build_balancer
@@ -186,13 +185,3 @@ def build_summary(dev: dict, test: dict, best_epoch: int, seconds: float, steps:
     return {"tasks": tasks, "best_epoch": best_epoch, "train_seconds": round(seconds, 2), "steps": steps,
             "examples_seen": dict(seen)}
 
-
-def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:
-    table = Table(title=title)
-    table.add_column("task")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for task, metrics in results.items():
-        for metric, value in metrics.items():
-            table.add_row(task, metric, f"{value:.2f}")
-    return table
