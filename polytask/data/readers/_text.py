@@ -5,9 +5,10 @@ Decoding each line separately lets an undecodable byte be reported as ``file:lin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from polytask.data.example import Example
 from polytask.errors import DataError
 
 
@@ -53,3 +54,36 @@ def origin(path: Path, line: int) -> str:
 def no_examples(path: Path) -> DataError:
     """The error for a file that yields no example at all."""
     return DataError("no examples (the file is empty or holds only blank/comment lines)", file=str(path))
+
+
+class SentenceCollector:
+    """Gathers one-token-per-line rows into sentences (CoNLL, CoNLL-U): a sentence ends at ``end()``."""
+
+    def __init__(self, path: Path, tasks: Iterable[str]):
+        self.path, self.tasks = path, list(tasks)
+        self.examples: list[Example] = []
+        self._start()
+
+    def _start(self) -> None:
+        self.tokens: list[str] = []
+        self.tags: dict[str, list[str]] = {task: [] for task in self.tasks}
+        self.first_line = 0
+
+    def add(self, line: int, token: str, tags: Mapping[str, str]) -> None:
+        if not self.tokens:
+            self.first_line = line
+        self.tokens.append(token)
+        for task in self.tasks:
+            self.tags[task].append(tags[task])
+
+    def end(self) -> None:
+        if self.tokens:
+            self.examples.append(Example(tokens=self.tokens, labels=self.tags, origin=origin(self.path, self.first_line)))
+        self._start()
+
+    def finish(self) -> list[Example]:
+        """End the last sentence; a file without any sentence is a DataError."""
+        self.end()
+        if not self.examples:
+            raise no_examples(self.path)
+        return self.examples

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from polytask.data.example import Example
-from polytask.data.readers._text import iter_lines, no_examples, origin
+from polytask.data.readers._text import SentenceCollector, iter_lines
 from polytask.errors import DataError
 
 DOCSTART = "-DOCSTART-"
@@ -41,24 +41,14 @@ def read_conll(
     token_column = _column_index("token_column", token_column, path)
     needed = max([token_column, *columns.values()]) + 1
 
-    examples: list[Example] = []
-    tokens: list[str] = []
-    tags: dict[str, list[str]] = {task: [] for task in columns}
-    first_line = 0
-
-    def flush() -> None:
-        nonlocal tokens, tags
-        if tokens:
-            examples.append(Example(tokens=tokens, labels=tags, origin=origin(path, first_line)))
-        tokens, tags = [], {task: [] for task in columns}
-
+    sentences = SentenceCollector(path, columns)
     for number, line in iter_lines(path, encoding):
         cells = line.split()
         if not cells:
-            flush()
+            sentences.end()
             continue
         if cells[0] == DOCSTART:
-            flush()
+            sentences.end()
             continue
         if len(cells) < needed:
             missing = next(
@@ -70,15 +60,8 @@ def read_conll(
                 file=str(path),
                 line=number,
             )
-        if not tokens:
-            first_line = number
-        tokens.append(cells[token_column])
-        for task, column in columns.items():
-            tags[task].append(cells[column])
-    flush()
-    if not examples:
-        raise no_examples(path)
-    return examples
+        sentences.add(number, cells[token_column], {task: cells[column] for task, column in columns.items()})
+    return sentences.finish()
 
 
 def write_conll(

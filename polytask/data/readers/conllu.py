@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from polytask.data.example import Example
-from polytask.data.readers._text import iter_lines, no_examples, origin
+from polytask.data.readers._text import SentenceCollector, iter_lines
 from polytask.errors import DataError
 
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
@@ -31,20 +31,10 @@ def read_conllu(path: Path, fields: Mapping[str, str | int], *, encoding: str = 
             )
         columns[task] = COLUMNS.index(name.lower())
 
-    examples: list[Example] = []
-    tokens: list[str] = []
-    tags: dict[str, list[str]] = {task: [] for task in columns}
-    first_line = 0
-
-    def flush() -> None:
-        nonlocal tokens, tags
-        if tokens:
-            examples.append(Example(tokens=tokens, labels=tags, origin=origin(path, first_line)))
-        tokens, tags = [], {task: [] for task in columns}
-
+    sentences = SentenceCollector(path, columns)
     for number, line in iter_lines(path, encoding):
         if not line.strip():
-            flush()
+            sentences.end()
             continue
         if line.startswith("#"):
             continue
@@ -64,12 +54,5 @@ def read_conllu(path: Path, fields: Mapping[str, str | int], *, encoding: str = 
             raise DataError(
                 f"column ID must be an integer, a range or a decimal, got {word_id!r}", file=str(path), line=number
             )
-        if not tokens:
-            first_line = number
-        tokens.append(cells[1])
-        for task, column in columns.items():
-            tags[task].append(cells[column])
-    flush()
-    if not examples:
-        raise no_examples(path)
-    return examples
+        sentences.add(number, cells[1], {task: cells[column] for task, column in columns.items()})
+    return sentences.finish()
