@@ -58,6 +58,7 @@ def main() -> None:
         "one task per step": StepBuilder(one_config, experiment.corpus, experiment.tasks, experiment.model.encoder.featurizer),
     }
     rates: dict[str, list[float]] = {name: [] for name in builders}
+    token_rates: dict[str, list[float]] = {name: [] for name in builders}
     step = 0
     for round_index in range(args.rounds + 1):  # round 0 warms up
         for name, builder in builders.items():
@@ -69,15 +70,19 @@ def main() -> None:
             step += args.steps
             if round_index:
                 rates[name].append(sum(len(b.examples) for b in batches) / seconds)
-    records = [{"mode": name, "examples_per_second": statistics.median(values)} for name, values in rates.items()]
+                token_rates[name].append(sum(sum(b.lengths) for b in batches) / seconds)
+    records = [{"mode": name, "examples_per_second": statistics.median(values),
+                "tokens_per_second": statistics.median(token_rates[name]), "steps": args.steps, "rounds": args.rounds,
+                "threads": torch.get_num_threads()} for name, values in rates.items()]
     mixed, single = (r["examples_per_second"] for r in records)
     for record in records:
         record["ratio_to_one_task"] = record["examples_per_second"] / single
     table = Table(title=f"step throughput (BiLSTM, {args.rounds} rounds × {args.steps} steps, median)")
-    for column in ("mode", "examples/s", "ratio"):
+    for column in ("mode", "examples/s", "tokens/s", "ratio (examples/s)"):
         table.add_column(column)
     for record in records:
-        table.add_row(record["mode"], f"{record['examples_per_second']:.0f}", f"{record['ratio_to_one_task']:.2f}")
+        table.add_row(record["mode"], f"{record['examples_per_second']:.0f}", f"{record['tokens_per_second']:.0f}",
+                      f"{record['ratio_to_one_task']:.2f}")
     Console().print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

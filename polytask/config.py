@@ -78,10 +78,22 @@ class TaskConfig(StrictModel):
     """One task: its type, data, evaluation scheme and type-specific options."""
 
     type: str = Field(description="token_classification | sequence_classification | regression | multilabel")
-    data: DataConfig
+    data: DataConfig | list[DataConfig] = Field(
+        description="where the task's examples come from; a list merges several sources labelled for the task")
     scheme: Literal["iob1", "iob2", "bio", "iobes", "bioes"] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(None, gt=0, description="per-task micro-batch size (default training.batch_size)")
+
+    @field_validator("data")
+    @classmethod
+    def _some_sources(cls, data: DataConfig | list[DataConfig]) -> DataConfig | list[DataConfig]:
+        if isinstance(data, list) and not data:
+            raise ValueError("an empty list of sources: give at least one")
+        return data
+
+    def sources(self) -> list[DataConfig]:
+        """The task's data sources (one, or several to merge)."""
+        return list(self.data) if isinstance(self.data, list) else [self.data]
 
 
 class EncoderConfig(StrictModel):
@@ -279,15 +291,17 @@ def validate_config(data: Any, file: str | None = None, check_files: bool = True
         more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
         raise ConfigError(message + more, field=_field_path(first["loc"]) or None, file=file) from None
     for name, task in config.tasks.items():
-        for key, path in task.data.paths().items():
-            field = f"tasks.{name}.data.{key}"
-            resolved = expand_path(path, field, file)
-            if check_files and not Path(resolved).is_file():
-                raise ConfigError(f"file not found: {resolved}", field=field, file=file)
-            if key.startswith("files."):
-                task.data.files[key.split(".", 1)[1]] = resolved
-            else:
-                setattr(task.data, key, resolved)
+        for index, data in enumerate(task.sources()):
+            prefix = f"tasks.{name}.data" + (f".{index}" if isinstance(task.data, list) else "")
+            for key, path in data.paths().items():
+                field = f"{prefix}.{key}"
+                resolved = expand_path(path, field, file)
+                if check_files and not Path(resolved).is_file():
+                    raise ConfigError(f"file not found: {resolved}", field=field, file=file)
+                if key.startswith("files."):
+                    data.files[key.split(".", 1)[1]] = resolved
+                else:
+                    setattr(data, key, resolved)
     return config
 
 

@@ -1,7 +1,8 @@
 """Reading every task's data once per source, parsing labels and splitting deterministically.
 
 Tasks whose ``data`` sections differ only in ``column`` read the same corpus: they share
-examples, so one encoder pass serves all of them.
+examples, so one encoder pass serves all of them. A task whose ``data`` is a list reads
+several sources; their examples labelled for it are merged (train, dev and test alike).
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ SPLITS = ("train", "dev", "test")
 
 @dataclass
 class Source:
-    """One corpus read once, labelled for one or more tasks."""
+    """One corpus read once, labelled for one or more tasks (``columns[task]`` says where)."""
 
-    tasks: list[str]
+    columns: dict[str, int | str | None]
     data: DataConfig
     splits: dict[str, list[Example]] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.columns)
 
 
 @dataclass
@@ -33,33 +38,39 @@ class MultiTaskCorpus:
     sources: list[Source]
 
     @property
-    def task_source(self) -> dict[str, int]:
-        return {task: i for i, source in enumerate(self.sources) for task in source.tasks}
+    def task_sources(self) -> dict[str, list[int]]:
+        """Indices of the sources each task reads (several when the task merges sources)."""
+        mapping: dict[str, list[int]] = {}
+        for i, source in enumerate(self.sources):
+            for task in source.tasks:
+                mapping.setdefault(task, []).append(i)
+        return mapping
 
     def examples(self, split: str) -> list[Example]:
         return [e for source in self.sources for e in source.splits.get(split, [])]
 
     def task_examples(self, task: str, split: str) -> list[Example]:
-        source = self.sources[self.task_source[task]]
-        return [e for e in source.splits.get(split, []) if task in e.labels]
+        return [e for i in self.task_sources[task] for e in self.sources[i].splits.get(split, []) if task in e.labels]
 
 
 def group_sources(config: ExperimentConfig) -> list[Source]:
     groups: dict[tuple, Source] = {}
     for name, task in config.tasks.items():
-        key = task.data.source_key()
-        if key in groups:
-            groups[key].tasks.append(name)
-        else:
-            groups[key] = Source([name], task.data)
+        for data in task.sources():
+            key = data.source_key()
+            if key not in groups:
+                groups[key] = Source({}, data)
+            if name in groups[key].columns:
+                raise ConfigError("the same source is listed twice for this task", field=f"tasks.{name}.data")
+            groups[key].columns[name] = data.column
     return list(groups.values())
 
 
-def _read_split(source: Source, path: str, config: ExperimentConfig) -> list[Example]:
+def _read_split(source: Source, path: str) -> list[Example]:
     from polytask.data.readers import read_examples
 
     data = source.data
-    fields = {task: config.tasks[task].data.column for task in source.tasks}
+    fields = dict(source.columns)
     options = {"encoding": data.encoding}
     if data.format == "conll":
         options["token_column"] = data.token_column
@@ -68,7 +79,7 @@ def _read_split(source: Source, path: str, config: ExperimentConfig) -> list[Exa
     return read_examples(data.format, path, fields, **options)
 
 
-def _read_source(source: Source, config: ExperimentConfig) -> dict[str, list[Example]]:
+def _read_source(source: Source) -> dict[str, list[Example]]:
     from polytask.data.readers import read_labelled_lines
     from polytask.data.splits import split_examples
 
@@ -76,14 +87,14 @@ def _read_source(source: Source, config: ExperimentConfig) -> dict[str, list[Exa
     if data.format == "synthetic":
         from polytask.data.synthetic import generate_splits
 
-        fields = {task: config.tasks[task].data.column for task in source.tasks}
+        fields = dict(source.columns)
         splits = generate_splits(fields, **(data.synthetic or {}))
     elif data.format == "lines":
         if len(source.tasks) > 1:
             raise ConfigError("format 'lines' gives one label per file: it serves one task", field=f"tasks.{source.tasks[1]}.data")
         splits = {"train": read_labelled_lines(data.files, first, encoding=data.encoding)}
     else:
-        splits = {split: _read_split(source, getattr(data, split), config) for split in SPLITS if getattr(data, split)}
+        splits = {split: _read_split(source, getattr(data, split)) for split in SPLITS if getattr(data, split)}
     carve = {s: getattr(data.split, s) for s in ("dev", "test") if data.split and getattr(data.split, s) > 0 and s not in splits}
     if carve:
         splits.update(split_examples(splits["train"], carve, seed=data.split.seed))
@@ -116,7 +127,7 @@ def load_corpus(config: ExperimentConfig, tasks: Mapping[str, TaskType]) -> Mult
     """Read, label-parse and split every source; check every task has training data."""
     sources = group_sources(config)
     for source in sources:
-        source.splits = _read_source(source, config)
+        source.splits = _read_source(source)
         for examples in source.splits.values():
             _parse_labels(examples, tasks)
     corpus = MultiTaskCorpus(sources)

@@ -1,9 +1,11 @@
 """Assembling each training step from the tasks' data: which tasks, which examples.
 
 Every step the task sampler picks the tasks (``tasks_per_step: all`` picks every task);
-each picked task's source contributes one micro-batch, and the micro-batches are collated
-together so one encoder pass serves every task in the step. Sources are cycled in seeded
-shuffled passes, so the sequence of steps is deterministic and resumable.
+each picked task's pool contributes one micro-batch, and the micro-batches are collated
+together so one encoder pass serves every task in the step. A task's pool is its source
+(shared with the other tasks labelled in that source), or, for a task merging several
+sources, the union of its examples across them. Pools are cycled in seeded shuffled
+passes, so the sequence of steps is deterministic and resumable.
 """
 
 from __future__ import annotations
@@ -53,19 +55,27 @@ class ShuffledCycle:
 class StepBuilder:
     """Builds the batch of every training step from the corpus, the sampler and the batch sizes.
 
-    Tasks reading the same source share one micro-batch (of the largest of their batch sizes).
+    Tasks reading the same pool share one micro-batch (of the largest of their batch sizes).
     """
 
     def __init__(self, config: ExperimentConfig, corpus: MultiTaskCorpus, tasks: Mapping[str, TaskType],
                  featurizer: Featurizer):
         self.config, self.tasks, self.featurizer = config, dict(tasks), featurizer
         seed = config.training.seed
-        self.task_source = corpus.task_source
-        self.pools: dict[int, list[Example]] = {
-            i: [e for e in source.splits["train"] if any(t in e.labels for t in source.tasks)]
+        self.pools: dict[str, list[Example]] = {
+            str(i): [e for e in source.splits["train"] if any(t in e.labels for t in source.tasks)]
             for i, source in enumerate(corpus.sources)
         }
-        self.cycles = {i: ShuffledCycle(len(pool), seed * 1009 + i) for i, pool in self.pools.items()}
+        self.task_pool: dict[str, str] = {}
+        for task, sources in corpus.task_sources.items():
+            if task not in tasks:
+                continue
+            if len(sources) == 1:
+                self.task_pool[task] = str(sources[0])
+            else:  # a task merging several sources draws from the union of its examples
+                self.task_pool[task] = f"task:{task}"
+                self.pools[f"task:{task}"] = corpus.task_examples(task, "train")
+        self.cycles = {key: ShuffledCycle(len(pool), seed * 1009 + i) for i, (key, pool) in enumerate(self.pools.items())}
         self.batch_sizes = {t: config.tasks[t].batch_size or config.training.batch_size for t in tasks}
         self.task_sizes = {t: len(corpus.task_examples(t, "train")) for t in tasks}
         self.sampler = None
@@ -96,11 +106,11 @@ class StepBuilder:
     def build(self, step: int, total_steps: int) -> Batch:
         """The batch of ``step``: one micro-batch per selected task, labels of selected tasks only."""
         selected = self.select_tasks(step, total_steps)
-        sizes: dict[int, int] = {}
+        sizes: dict[str, int] = {}
         for task in selected:
-            source = self.task_source[task]
-            sizes[source] = max(sizes.get(source, 0), self.batch_sizes[task])
-        examples = [self.pools[source][i] for source, size in sizes.items() for i in self.cycles[source].take(size)]
+            pool = self.task_pool[task]
+            sizes[pool] = max(sizes.get(pool, 0), self.batch_sizes[task])
+        examples = [self.pools[pool][i] for pool, size in sizes.items() for i in self.cycles[pool].take(size)]
         batch = collate(examples, self.featurizer, {t: self.tasks[t] for t in selected})
         for task in selected:
             self.seen[task] += int(batch.labelled[task].sum())
@@ -108,7 +118,7 @@ class StepBuilder:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "cycles": {str(i): c.state_dict() for i, c in self.cycles.items()},
+            "cycles": {key: c.state_dict() for key, c in self.cycles.items()},
             "sampler": self.sampler.state_dict() if self.sampler is not None else None,
             "seen": dict(self.seen),
         }
@@ -120,8 +130,8 @@ class StepBuilder:
         return self.sampler.importance_weights(step, total_steps, self.tasks_per_step)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for source, cycle_state in state["cycles"].items():
-            self.cycles[int(source)].load_state_dict(cycle_state)
+        for key, cycle_state in state["cycles"].items():
+            self.cycles[key].load_state_dict(cycle_state)
         if self.sampler is not None and state.get("sampler") is not None:
             self.sampler.load_state_dict(state["sampler"])
         self.seen.update(state["seen"])
