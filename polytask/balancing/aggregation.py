@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import Balancer, StepContext
@@ -116,6 +117,10 @@ class GradientBalancer(Balancer):
         tasks = list(losses)
         if not tasks:
             return {"weights": {}}
+        if not any(p.requires_grad for p in context.shared_parameters.values()):
+            # A frozen encoder: the method has no shared parameters to act on; heads get their own gradients.
+            torch.stack([losses[t] for t in tasks]).sum().backward()
+            return {"weights": {t: 1.0 for t in tasks}, "recomputed": False}
         if self._can_reuse(tasks):
             self._steps_since_update += 1
             self.engine.weighted_backward(losses, self._weights, context)

@@ -100,13 +100,28 @@ def _read_source(source: Source) -> dict[str, list[Example]]:
         splits.update(split_examples(splits["train"], carve, seed=data.split.seed))
     if "dev" not in splits:
         raise ConfigError("no dev set: give 'dev' or carve one with 'split: {dev: 0.1}'", field=f"tasks.{first}.data")
+    seed = data.split.seed if data.split else 13
     if data.max_train:
-        splits["train"] = splits["train"][: data.max_train]
+        splits["train"] = sample_examples(splits["train"], data.max_train, seed)
     if data.max_eval:
         for split in ("dev", "test"):
             if split in splits:
-                splits[split] = splits[split][: data.max_eval]
+                splits[split] = sample_examples(splits[split], data.max_eval, seed)
     return splits
+
+
+def sample_examples(examples: list[Example], size: int, seed: int) -> list[Example]:
+    """A seeded random subset of ``size`` examples, in corpus order.
+
+    Why not the first N: many corpora are grouped (one file per label, documents by topic), so
+    a prefix would be one label or one domain.
+    """
+    import random
+
+    if size >= len(examples):
+        return examples
+    chosen = sorted(random.Random(seed).sample(range(len(examples)), size))
+    return [examples[i] for i in chosen]
 
 
 def _parse_labels(examples: list[Example], tasks: Mapping[str, TaskType]) -> None:

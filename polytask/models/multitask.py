@@ -10,30 +10,47 @@ from torch import Tensor, nn
 from polytask.config import HeadConfig
 from polytask.models.encoders.base import Encoder, EncoderOutput
 from polytask.models.heads import SequenceHead, TokenHead
+from polytask.models.heads.scalar_mix import MixedLayersHead
 
 HEADS: dict[str, type[nn.Module]] = {"token": TokenHead, "sequence": SequenceHead}
 
 
 @dataclass
 class ModelOutput:
-    """Per-task logits and the shared states the heads read (for representation gradients)."""
+    """Per-task logits and the shared states the heads read (for representation gradients).
+
+    ``encoded`` is one ``EncoderOutput``, or one per task for a task-conditioned encoder.
+    """
 
     logits: dict[str, Tensor]
-    encoded: EncoderOutput
+    encoded: EncoderOutput | dict[str, EncoderOutput]
     representation: list[Tensor]
 
 
 class MultiTaskModel(nn.Module):
-    """Hard parameter sharing: a shared encoder plus task heads reading chosen encoder layers."""
+    """Hard parameter sharing: a shared encoder plus task heads reading chosen encoder layers.
+
+    A head reads one layer (``head_layers[task]`` is its index) or, with ``layer: mix``, a learned
+    mix of every layer of the top layer's size (``head_layers[task]`` lists them). A
+    task-conditioned encoder (per-task adapters) encodes once per task; any other encodes once.
+    """
 
     def __init__(self, encoder: Encoder, head_specs: Mapping[str, tuple[str, int, HeadConfig]]):
         """``head_specs[task] = (level, outputs, head_config)``; the encoder must be built."""
         super().__init__()
         self.encoder = encoder
         dims = encoder.layer_dims
-        self.head_layers: dict[str, int] = {}
+        self.head_layers: dict[str, int | list[int]] = {}
         self.heads = nn.ModuleDict()
         for task, (level, outputs, config) in head_specs.items():
+            encoder.add_task(task)
+            if config.layer == "mix":
+                layers = [i for i, dim in enumerate(dims) if dim == dims[-1]]
+                self.head_layers[task] = layers
+                head = HEADS[level](dims[-1], outputs, hidden=config.hidden, dropout=config.dropout,
+                                    pooling=config.pooling)
+                self.heads[task] = MixedLayersHead(len(layers), head)
+                continue
             if not -len(dims) <= config.layer < len(dims):
                 from polytask.errors import ConfigError
 
@@ -49,18 +66,35 @@ class MultiTaskModel(nn.Module):
         return list(self.heads.keys())
 
     def forward(self, inputs: Mapping[str, Tensor], tasks: Iterable[str] | None = None) -> ModelOutput:
-        encoded = self.encoder(**inputs)
-        return self.decode(encoded, tasks)
+        if not self.encoder.task_conditioned:
+            return self.decode(self.encoder(**inputs), tasks)
+        tasks = list(self.heads.keys()) if tasks is None else list(tasks)
+        encoded = {t: self.encoder(**inputs, task=t) for t in tasks}
+        logits = {t: self.heads[t](self._head_input(t, encoded[t]), encoded[t].mask) for t in tasks}
+        representation = [encoded[t].layers[i] for t in tasks for i in self._taps(t)]
+        return ModelOutput(logits=logits, encoded=encoded, representation=representation)
 
     def decode(self, encoded: EncoderOutput, tasks: Iterable[str] | None = None) -> ModelOutput:
         """Run the heads of ``tasks`` (default all) on already-encoded states."""
         tasks = list(self.heads.keys()) if tasks is None else list(tasks)
-        logits = {t: self.heads[t](encoded.layers[self.head_layers[t]], encoded.mask) for t in tasks}
-        used = sorted({self.head_layers[t] for t in tasks})
+        logits = {t: self.heads[t](self._head_input(t, encoded), encoded.mask) for t in tasks}
+        used = sorted({i for t in tasks for i in self._taps(t)})
         return ModelOutput(logits=logits, encoded=encoded, representation=[encoded.layers[i] for i in used])
 
+    def _taps(self, task: str) -> list[int]:
+        tap = self.head_layers[task]
+        return [tap] if isinstance(tap, int) else list(tap)
+
+    def _head_input(self, task: str, encoded: EncoderOutput) -> Tensor | list[Tensor]:
+        tap = self.head_layers[task]
+        return encoded.layers[tap] if isinstance(tap, int) else [encoded.layers[i] for i in tap]
+
     def shared_parameters(self) -> dict[str, nn.Parameter]:
-        return {f"encoder.{n}": p for n, p in self.encoder.named_parameters() if p.requires_grad}
+        """Trainable encoder parameters that every task uses (a task's own adapter is not shared)."""
+        own = {id(p) for task in self.heads for p in self.encoder.task_parameters(task).values()}
+        return {f"encoder.{n}": p for n, p in self.encoder.named_parameters() if p.requires_grad and id(p) not in own}
 
     def task_parameters(self, task: str) -> dict[str, nn.Parameter]:
-        return {f"heads.{task}.{n}": p for n, p in self.heads[task].named_parameters() if p.requires_grad}
+        """The trainable parameters only ``task`` uses: its head and any encoder parameters of its own."""
+        own = {f"encoder.{n}": p for n, p in self.encoder.task_parameters(task).items() if p.requires_grad}
+        return own | {f"heads.{task}.{n}": p for n, p in self.heads[task].named_parameters() if p.requires_grad}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,9 +26,11 @@ from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.evaluation.evaluate import evaluate
 from polytask.tasks.normalise import selection_score
-from polytask.training.optim import build_optimizer, build_scheduler
+from polytask.training.callbacks import Callback
+from polytask.training.optim import build_optimizer, build_param_groups, build_scheduler
 from polytask.training.run_dir import MODEL, RunDirectory
 from polytask.training.setup import Experiment
+from polytask.training.unfreezing import EncoderFreezer
 
 
 def seed_everything(seed: int) -> None:
@@ -41,11 +43,12 @@ class Trainer:
     """Trains an experiment's model, writing metrics and the best weights to the run directory."""
 
     def __init__(self, experiment: Experiment, run_dir: RunDirectory | None = None, *, progress: bool = True,
-                 console: Console | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None):
+                 console: Console | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 callbacks: Sequence[Callback] = ()):
         self.experiment, self.run_dir = experiment, run_dir
         self.config, self.model, self.tasks = experiment.config, experiment.model, experiment.tasks
         self.console = console or Console(stderr=True)
-        self.show_progress, self.on_epoch = progress, on_epoch
+        self.show_progress, self.on_epoch, self.callbacks = progress, on_epoch, list(callbacks)
         seed_everything(self.config.training.seed)
         if self.config.training.threads:
             torch.set_num_threads(self.config.training.threads)
@@ -58,12 +61,10 @@ class Trainer:
         balancing = self.config.balancing
         self.balancer = build_balancer(balancing.method, list(self.tasks), balancing.options, mode=balancing.mode,
                                        update_every=balancing.update_every, shared_params=balancing.shared_params)
-        groups = [{"params": [p for p in self.model.parameters() if p.requires_grad]}]
-        method_parameters = list(self.balancer.parameters())
-        if method_parameters:  # a method's own parameters (UW log-variances, ...) are never decayed
-            groups.append({"params": method_parameters, "weight_decay": 0.0})
-        self.optimizer = build_optimizer(groups, training)
+        self.optimizer = build_optimizer(build_param_groups(self.model, self.balancer.parameters(), training), training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
+        self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
+        self.freezer.start_epoch(1)
         self.step = 0
         self.epoch = 1
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "dev": {}}
@@ -74,6 +75,8 @@ class Trainer:
 
     def train_step(self, batch: Batch) -> dict[str, Any]:
         """One optimisation step on ``batch``; returns the diagnostics to log."""
+        for callback in self.callbacks:
+            callback.before_step(self, batch)
         self.model.train()
         present = batch.present_tasks
         output = self.model(batch.inputs, present)
@@ -86,7 +89,8 @@ class Trainer:
             with torch.no_grad():
                 return self.losses(batch, present, self.model(batch.inputs, present).logits)
 
-        context = StepContext(shared_parameters=self.model.shared_parameters(), representation=output.representation,
+        representation = [r for r in output.representation if r.requires_grad]  # frozen layers carry no gradient
+        context = StepContext(shared_parameters=self.model.shared_parameters(), representation=representation,
                               step=self.step, epoch=self.epoch, recompute_losses=recompute_losses)
         self.optimizer.zero_grad(set_to_none=True)
         stats = self.balancer.backward(losses, context)
@@ -97,7 +101,10 @@ class Trainer:
         detached = {t: loss.detach() for t, loss in losses.items()}
         self.balancer.after_optimizer_step(detached, context)
         self.step += 1
-        return {"losses": {t: float(v) for t, v in detached.items()}, **stats}
+        record = {"losses": {t: float(v) for t, v in detached.items()}, **stats}
+        for callback in self.callbacks:
+            callback.after_step(self, batch, record)
+        return record
 
     def evaluate(self, split: str) -> dict[str, dict[str, float]]:
         examples = self.experiment.corpus.examples(split)
@@ -114,6 +121,8 @@ class Trainer:
             bar = progress.add_task("training", total=self.total_steps, losses="")
             for epoch in range(1, epochs + 1):
                 self.epoch = epoch
+                if self.freezer.start_epoch(epoch):
+                    self._log_unfreezing(progress, epoch)
                 epoch_end = min(epoch * self.steps_per_epoch, self.total_steps)
                 while self.step < epoch_end:
                     batch = self.steps.build(self.step, self.total_steps)
@@ -156,6 +165,12 @@ class Trainer:
         if self.run_dir:
             self.run_dir.save_summary(summary)
         return summary
+
+    def _log_unfreezing(self, progress: Progress, epoch: int) -> None:
+        groups = self.freezer.trainable
+        if self.run_dir:
+            self.run_dir.log({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
+        progress.console.print(f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
 
     def _progress(self) -> Progress:
         return Progress(TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[losses]}"),

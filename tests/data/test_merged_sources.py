@@ -72,3 +72,18 @@ def test_the_same_source_twice_is_a_config_error():
     config["tasks"]["pos"]["data"][1] = dict(config["tasks"]["pos"]["data"][0])
     with pytest.raises(ConfigError, match="listed twice"):
         build_experiment(validate_config(config))
+
+
+def test_max_train_takes_a_seeded_sample_across_label_grouped_files(tmp_path):
+    """Polarity-style data is grouped by label (one file each): a prefix would be one label."""
+    positive, negative = tmp_path / "pos.txt", tmp_path / "neg.txt"
+    positive.write_text("".join(f"good film number {i}\n" for i in range(50)))
+    negative.write_text("".join(f"bad film number {i}\n" for i in range(50)))
+    config = {"tasks": {"sentiment": {"type": "sequence_classification", "data": {
+        "format": "lines", "files": {"positive": str(positive), "negative": str(negative)},
+        "split": {"dev": 0.2, "seed": 5}, "max_train": 20}}}}
+    first = build_experiment(validate_config(config)).corpus.task_examples("sentiment", "train")
+    again = build_experiment(validate_config(config)).corpus.task_examples("sentiment", "train")
+    assert len(first) == 20
+    assert {e.labels["sentiment"] for e in first} == {"positive", "negative"}
+    assert [e.origin for e in first] == [e.origin for e in again]

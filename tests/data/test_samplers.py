@@ -60,7 +60,7 @@ def power(sizes: dict[str, int], alpha: float) -> dict[str, float]:
 
 
 def test_registry_names_match_classes():
-    assert set(SAMPLERS) == {"proportional", "temperature", "uniform", "round_robin", "annealed"}
+    assert set(SAMPLERS) == {"proportional", "temperature", "uniform", "round_robin", "annealed", "weighted"}
     for name, cls in SAMPLERS.items():
         assert cls.name == name
 
@@ -170,8 +170,8 @@ def test_small_task_seen_at_its_configured_rate_next_to_a_100x_larger_one(cls, e
 
 
 def test_all_tasks_per_step():
-    for cls in SAMPLERS.values():
-        sampler = cls(SIZES)
+    for name, cls in SAMPLERS.items():
+        sampler = cls(SIZES, weights={t: 1.0 for t in SIZES}) if name == "weighted" else cls(SIZES)
         assert sampler.sample(0, 10) == list(SIZES)
         assert sampler.sample(0, 10, k=3) == list(SIZES)
         assert sampler.inclusion_probabilities(0, 10) == {t: 1.0 for t in SIZES}

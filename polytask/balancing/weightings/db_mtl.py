@@ -42,7 +42,8 @@ class DualBalancing(LossWeighting):
     ``weights`` reports ``α_t / (L_t + 1e-8)``: the weight on this step's ``∇L_t`` in the
     shared update, leaving the moving average aside; ``grad_scales`` reports ``α_t``.
     State: the moving-average gradient ``ḡ_t`` (a flat tensor over the shared parameters) and
-    the update count per task.
+    the update count per task; both restart when the set of trainable shared parameters changes
+    size (gradual unfreezing). With none trainable (a frozen encoder) only the log transform acts.
     """
 
     name = "db_mtl"
@@ -59,17 +60,21 @@ class DualBalancing(LossWeighting):
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         tasks = list(losses)
         shared = [p for p in context.shared_parameters.values() if p.requires_grad]
-        if not shared:
-            raise ValueError("db_mtl needs the step's shared parameters (StepContext.shared_parameters)")
         log_losses = {task: torch.log(losses[task] + _EPSILON) for task in tasks}
+        if not shared:  # a frozen encoder: no shared gradient to balance, the heads get ∇ log L_t
+            values = torch.stack([losses[task].detach() for task in tasks]) + _EPSILON
+            return Combination(loss=sum(log_losses.values()), weights=dict(zip(tasks, (1 / values).unbind())))
         plain = None
         for task in tasks:
             grads = torch.autograd.grad(log_losses[task], shared, retain_graph=True, allow_unused=True)
             flat = torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(shared, grads)])
             plain = flat if plain is None else plain + flat
+            previous = self.buffers.get(task)
+            if previous is not None and previous.numel() != flat.numel():
+                previous = None  # the trainable shared set changed (gradual unfreezing): restart the average
+                self.updates[task] = 0
             count = self.updates.get(task, 0) + 1
             beta = self.beta / count**self.beta_sigma
-            previous = self.buffers.get(task)
             previous = torch.zeros_like(flat) if previous is None else previous.to(flat.device, flat.dtype)
             self.buffers[task] = beta * previous + (1 - beta) * flat
             self.updates[task] = count

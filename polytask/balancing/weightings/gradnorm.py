@@ -85,6 +85,10 @@ class GradNorm(LossWeighting):
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         tasks = list(losses)
+        if not any(p.requires_grad for p in context.shared_parameters.values()):
+            # A frozen encoder: no shared gradient norms to equalise, the weights stay as they are.
+            return Combination(loss=sum(self.scalars[t].detach() * losses[t] for t in tasks),
+                               weights={t: self.scalars[t].detach() for t in tasks})
         layer = self.select_parameters(context.shared_parameters)
         norms = []
         for task in tasks:

@@ -16,6 +16,7 @@ from polytask.data.samplers.proportional import ProportionalSampler
 from polytask.data.samplers.round_robin import RoundRobinSampler
 from polytask.data.samplers.temperature import TemperatureSampler
 from polytask.data.samplers.uniform import UniformSampler
+from polytask.data.samplers.weighted import WeightedSampler
 from polytask.errors import ConfigError
 
 SAMPLERS: dict[str, type[TaskSampler]] = {
@@ -24,6 +25,7 @@ SAMPLERS: dict[str, type[TaskSampler]] = {
     "uniform": UniformSampler,
     "round_robin": RoundRobinSampler,
     "annealed": AnnealedSampler,
+    "weighted": WeightedSampler,
 }
 
 
@@ -54,6 +56,7 @@ __all__ = [
     "TaskSampler",
     "TemperatureSampler",
     "UniformSampler",
+    "WeightedSampler",
     "build_sampler",
     "sampler_options",
     "steps_per_epoch",

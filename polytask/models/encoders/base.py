@@ -53,6 +53,16 @@ class Encoder(nn.Module, ABC):
     """
 
     featurizer: Featurizer
+    task_conditioned: bool = False
+    """True when ``forward(**inputs, task=NAME)`` encodes differently per task (per-task adapters):
+    the model then encodes once per task instead of once for all."""
+
+    def add_task(self, task: str) -> None:
+        """Create ``task``'s own encoder parameters, if the encoder has any (called once per head)."""
+
+    def task_parameters(self, task: str) -> dict[str, nn.Parameter]:
+        """Encoder parameters only ``task`` uses, by name inside the encoder; none for a shared encoder."""
+        return {}
 
     @abstractmethod
     def build(self) -> None:
@@ -65,3 +75,15 @@ class Encoder(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, **inputs: Tensor) -> EncoderOutput: ...
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """The encoder's parameters in depth order: group 0 the input embeddings, the last group the top.
+
+        Why: discriminative fine-tuning (Howard & Ruder 2018, "Universal Language Model
+        Fine-tuning for Text Classification", ACL; Clark et al. 2020, ELECTRA, ICLR) gives
+        lower groups smaller learning rates, and gradual unfreezing unfreezes the groups top
+        down. Every trainable parameter must be in exactly one group (parameters frozen for
+        good, e.g. under adapters, may be left out). The default is one group of everything:
+        layer-wise decay is then a no-op and unfreezing releases the whole encoder at once.
+        """
+        return [list(self.parameters())]

@@ -26,6 +26,10 @@ class BiLSTMEncoder(WordLevelEncoder):
     def layer_dims(self) -> list[int]:
         return list(self._dims)
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Word + character input (group 0), then each BiLSTM layer."""
+        return [list(self.embed.parameters())] + [list(lstm.parameters()) for lstm in self.lstms]
+
     def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
         states = self.embed(word_ids, char_ids)
         layers = [states]

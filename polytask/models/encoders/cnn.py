@@ -26,6 +26,12 @@ class CNNEncoder(WordLevelEncoder):
     def layer_dims(self) -> list[int]:
         return list(self._dims)
 
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Word + character input and its projection to the channels (group 0), then each convolution."""
+        return [list(self.embed.parameters()) + list(self.project.parameters())] + [
+            list(conv.parameters()) for conv in self.convs
+        ]
+
     def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
         embedded = self.embed(word_ids, char_ids)
         layers = [embedded]

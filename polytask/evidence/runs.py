@@ -1,0 +1,230 @@
+"""The runs of a comparison: single-task baselines and one multi-task run per method and seed, resumable.
+
+Why: a fair baseline trains each task alone with everything else held equal (encoder, budget,
+early stopping, seeds), and a comparison of many runs must survive an interruption: a run is
+complete once its ``summary.json`` exists, so rerunning the same command skips finished runs
+and redoes only the unfinished ones.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from polytask.errors import ConfigError, PolytaskError
+
+STL = "stl"
+"""The run label of the single-task baselines."""
+
+RUNS_DIR = "runs"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run: ``group`` is ``stl-TASK`` or a method name, ``label`` is ``stl`` or the method."""
+
+    group: str
+    label: str
+    seed: int
+    config: dict[str, Any]
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}/seed-{self.seed}"
+
+
+def single_task_config(base: dict[str, Any], task: str) -> dict[str, Any]:
+    """``base`` with only ``task`` and its head, equal weighting and no task sampling; same encoder and budget."""
+    data = copy.deepcopy(base)
+    data["tasks"] = {task: data["tasks"][task]}
+    data["heads"] = {name: head for name, head in (data.get("heads") or {}).items() if name == task}
+    training = data.setdefault("training", {})
+    epoch = training.get("epoch") or {}
+    if epoch.get("task") not in (None, task):
+        training["epoch"] = {**epoch, "task": None}
+    data["balancing"] = {"method": "ew"}
+    data.pop("sampling", None)
+    return data
+
+
+def method_config(base: dict[str, Any], method: str, kind: str) -> dict[str, Any]:
+    """``base`` trained with ``method``.
+
+    The config's ``balancing`` section belongs to the method it names and is kept whole for
+    it; another method gets its default options, and gradient aggregators keep the engine
+    settings (``mode``, ``update_every``, ``shared_params``).
+    """
+    data = copy.deepcopy(base)
+    balancing = data.get("balancing") or {}
+    if balancing.get("method", "ew") != method:
+        kept = {"method": method}
+        if kind == "aggregator":
+            kept.update({k: balancing[k] for k in ("mode", "update_every", "shared_params") if k in balancing})
+        data["balancing"] = kept
+    return data
+
+
+def plan_runs(base: dict[str, Any], methods: Sequence[str], seeds: Sequence[int], out: Path,
+              threads: int, file: str | None = None) -> list[PlannedRun]:
+    """Every run of the comparison, each config validated and its balancer built once (errors before any training)."""
+    from polytask.balancing.registry import available_methods
+
+    known = available_methods()
+    groups: list[tuple[str, str, dict[str, Any]]] = [
+        (method, method, method_config(base, method, known[method].kind)) for method in methods]
+    groups += [(f"{STL}-{task}", STL, single_task_config(base, task)) for task in base["tasks"]]
+    runs = []
+    for group, label, data in groups:
+        for seed in seeds:
+            config = copy.deepcopy(data)
+            training = config.setdefault("training", {})
+            training["seed"] = seed
+            if training.get("threads") is None:
+                training["threads"] = threads
+            config.setdefault("output", {})["dir"] = None
+            path = out / RUNS_DIR / group / f"seed-{seed}"
+            runs.append(PlannedRun(group, label, seed, _validated(config, label, file), path))
+    return runs
+
+
+def _validated(data: dict[str, Any], label: str, file: str | None) -> dict[str, Any]:
+    """The config as the run directory will store it; a method's bad options are caught here, before training."""
+    from polytask.balancing.registry import build_balancer
+    from polytask.config import validate_config
+
+    config = validate_config(data, file=file)
+    balancing = config.balancing
+    try:
+        build_balancer(balancing.method, list(config.tasks), balancing.options, mode=balancing.mode,
+                       update_every=balancing.update_every, shared_params=balancing.shared_params)
+    except ConfigError as error:
+        raise ConfigError(f"method {label!r}: {error}", file=file) from None
+    return config.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------------------
+# Resuming
+
+
+def completed_summary(run: PlannedRun) -> dict[str, Any] | None:
+    """The run's summary if it finished; a finished run trained with another config is an error."""
+    summary_file = run.path / "summary.json"
+    if not summary_file.is_file():
+        return None
+    try:
+        summary = json.loads(summary_file.read_text())
+        stored = yaml.safe_load((run.path / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        return None  # cut off while writing: train again
+    difference = first_difference(_comparable(stored), _comparable(run.config))
+    if difference is not None:
+        raise PolytaskError(f"{run.path} was trained with a different config ({difference}); "
+                            "choose another --out or delete that run directory")
+    return summary
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A config without what may change between resumed invocations (threads depend on --jobs)."""
+    config = copy.deepcopy(config)
+    config.get("training", {}).pop("threads", None)
+    config.pop("output", None)
+    return config
+
+
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """``"field: old -> new"`` for the first field both values have and where they differ, else None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [k for k in old if k in new]:  # a field added or removed by a newer polytask is no difference
+            found = first_difference(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+        return None
+    if old != new:
+        return f"{path or 'config'}: {old!r} -> {new!r}"
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Training
+
+
+def train_planned(config: dict[str, Any], path: str) -> dict[str, Any]:
+    """Train one planned run into ``path`` (a fresh directory); top-level so worker processes can import it."""
+    import torch
+    from rich.console import Console
+
+    from polytask.config import validate_config
+    from polytask.training.run import train_run
+
+    threads = torch.get_num_threads()
+    try:
+        return train_run(validate_config(config), path, progress=False, console=Console(quiet=True))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def execute(runs: Sequence[PlannedRun], jobs: int = 1,
+            report: Callable[[PlannedRun, dict[str, Any], str], None] | None = None) -> dict[str, dict[str, Any]]:
+    """Train every incomplete run (``jobs`` spawn worker processes, or in this process for 1); summaries by run name.
+
+    ``report(run, summary, status)`` is called as each run is found complete ("done") or finishes ("trained").
+    """
+    summaries: dict[str, dict[str, Any]] = {}
+    pending = []
+    for run in runs:
+        summary = completed_summary(run)
+        if summary is None:
+            pending.append(run)
+        else:
+            summaries[run.name] = summary
+            if report:
+                report(run, summary, "done")
+    for run in pending:
+        if run.path.exists():
+            shutil.rmtree(run.path)  # an interrupted run: start it again from scratch
+        run.path.parent.mkdir(parents=True, exist_ok=True)
+    if jobs <= 1:
+        for run in pending:
+            summaries[run.name] = train_planned(run.config, str(run.path))
+            if report:
+                report(run, summaries[run.name], "trained")
+        return summaries
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(train_planned, run.config, str(run.path)): run for run in pending}
+        remaining = set(futures)
+        try:
+            while remaining:
+                done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    run = futures[future]
+                    summaries[run.name] = future.result()  # re-raises a worker's error here
+                    if report:
+                        report(run, summaries[run.name], "trained")
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return summaries
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def threads_per_job(jobs: int) -> int:
+    return max(1, available_cpus() // max(1, jobs))

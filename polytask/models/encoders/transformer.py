@@ -1,0 +1,226 @@
+"""A pretrained Hugging Face transformer encoder with word-aligned states for every layer.
+
+``encoder: {type: transformer, model: minilm | FOLDER | HUB_ID}``. The featurizer splits the
+pre-tokenised words into sub-word pieces (``subwords``), cuts sentences longer than the model's
+limit into overlapping windows (``windows``) and records where each word's pieces are; the
+encoder runs the transformer over the windows, gathers every piece's state from its most
+central window and pools each word's pieces. ``layers[0]`` is the embedding output,
+``layers[k]`` transformer layer k (Devlin et al. 2019, BERT; Wang et al. 2020, MiniLM).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from polytask.config import EncoderConfig
+from polytask.data.example import Example
+from polytask.errors import ConfigError, PolytaskError
+from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
+from polytask.models.encoders.pretrained import (
+    load_model_config,
+    load_pretrained,
+    load_tokenizer,
+)
+from polytask.models.encoders.subwords import (
+    SUBWORD_POOLING,
+    placeholder_piece,
+    split_into_pieces,
+)
+from polytask.models.encoders.windows import plan_windows
+
+SHARED_ADAPTER = "shared"
+_LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
+_UNUSED = re.compile(r"(?:^|\.)pooler\.")  # word states come from hidden states; the pooler never runs into a loss
+
+
+def position_limit(tokenizer: Any, model_config: Any) -> int | None:
+    """The most pieces (special tokens included) the model accepts in one sequence."""
+    limits = [getattr(model_config, "max_position_embeddings", None), getattr(tokenizer, "model_max_length", None)]
+    limits = [int(n) for n in limits if isinstance(n, int) and 0 < n < 1_000_000]
+    return min(limits) if limits else None
+
+
+class TransformerFeaturizer(Featurizer):
+    """Words -> sub-word windows (ids, attention mask), each piece's source position and each word's piece span.
+
+    Tensors: ``input_ids``/``attention_mask`` [windows, length]; ``piece_index`` [batch, pieces]
+    (flat position in the windows where each piece is read); ``word_start``/``word_end``
+    [batch, words] (piece span); ``mask`` [batch, words].
+    """
+
+    def __init__(self, model: str, max_length: int | None = None, window_stride: int | None = None):
+        self.load_tokenizer(model)
+        self.configure(max_length, window_stride)
+
+    def load_tokenizer(self, model: str) -> None:
+        """The model's tokenizer, its special-token template and position limit."""
+        self.model = model
+        self.tokenizer = load_tokenizer(model)
+        self.placeholder = placeholder_piece(self.tokenizer)
+        template = self.tokenizer([["x"]], is_split_into_words=True)
+        ids, words = template["input_ids"][0], template.word_ids(0)
+        first = next(i for i, w in enumerate(words) if w is not None)
+        last = max(i for i, w in enumerate(words) if w is not None)
+        self.prefix, self.suffix = list(ids[:first]), list(ids[last + 1 :])
+        self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.limit = position_limit(self.tokenizer, load_model_config(model))
+
+    def configure(self, max_length: int | None, window_stride: int | None) -> None:
+        """Resolve the window length (default: the model's limit) and stride (default: half a window)."""
+        if max_length is None and self.limit is None:
+            raise ConfigError(f"{self.model!r} states no position limit: set encoder.max_length", field="encoder.max_length")
+        if max_length is not None and self.limit is not None and max_length > self.limit:
+            raise ConfigError(f"{max_length} exceeds {self.model!r}'s limit of {self.limit} positions", field="encoder.max_length")
+        self.max_length = max_length or self.limit
+        self.capacity = self.max_length - len(self.prefix) - len(self.suffix)
+        if self.capacity < 1:
+            raise ConfigError(f"{self.max_length} leaves no room for pieces besides the model's "
+                              f"{len(self.prefix) + len(self.suffix)} special tokens", field="encoder.max_length")
+        self.stride = window_stride or max(1, self.capacity // 2)
+        if self.stride > self.capacity:
+            raise ConfigError(f"a stride of {self.stride} would skip pieces: windows hold {self.capacity} pieces "
+                              f"(max_length minus special tokens)", field="encoder.window_stride")
+
+    def fit(self, examples: Sequence[Example]) -> None:
+        """Nothing to fit: the vocabulary is the pretrained tokenizer's."""
+
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+        sentences = [list(s) for s in sentences]
+        pieces = split_into_pieces(self.tokenizer, sentences, self.placeholder)
+        plans = [plan_windows(len(p.ids), self.capacity, self.stride) for p in pieces]
+        rows = [self.prefix + p.ids[s:e] + self.suffix for p, plan in zip(pieces, plans) for s, e in plan.windows]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
+        attention_mask = torch.zeros(len(rows), width, dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            attention_mask[i, : len(row)] = 1
+        batch = len(sentences)
+        n_pieces = max((len(p.ids) for p in pieces), default=0)
+        n_words = max((len(s) for s in sentences), default=0)
+        piece_index = torch.zeros(batch, max(n_pieces, 1), dtype=torch.long)
+        word_start = torch.zeros(batch, max(n_words, 1), dtype=torch.long)
+        word_end = torch.ones(batch, max(n_words, 1), dtype=torch.long)
+        mask = torch.zeros(batch, max(n_words, 1), dtype=torch.bool)
+        base = 0
+        for i, (p, plan) in enumerate(zip(pieces, plans)):
+            index = [(base + w) * width + len(self.prefix) + piece - plan.windows[w][0]
+                     for piece, w in enumerate(plan.source)]
+            piece_index[i, : len(index)] = torch.tensor(index, dtype=torch.long)
+            word_start[i, : len(p.starts)] = torch.tensor(p.starts, dtype=torch.long)
+            word_end[i, : len(p.ends)] = torch.tensor(p.ends, dtype=torch.long)
+            mask[i, : len(p.starts)] = True
+            base += len(plan.windows)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
+                "word_start": word_start, "word_end": word_end, "mask": mask}
+
+    def to_json(self) -> dict[str, Any]:
+        """The model reference and window settings; the tokenizer itself is read from the model."""
+        return {"model": self.model, "max_length": self.max_length, "window_stride": self.stride,
+                "placeholder": "unk", "vocab_size": len(self.tokenizer)}
+
+    def load_json(self, data: dict[str, Any]) -> None:
+        if data["model"] != self.model:
+            self.load_tokenizer(data["model"])
+        self.configure(data["max_length"], data["window_stride"])
+        if data.get("vocab_size") not in (None, len(self.tokenizer)):
+            raise PolytaskError(f"the tokenizer of {self.model!r} has {len(self.tokenizer)} pieces, "
+                                f"the model was trained with {data['vocab_size']}: not the same tokenizer")
+
+
+class TransformerEncoder(Encoder):
+    """A pretrained transformer (any ``AutoModel`` with hidden states), fine-tuned or adapted with LoRA.
+
+    With ``adapters.per_task`` the encoder is task-conditioned: each task has its own LoRA adapter
+    and ``forward(..., task=NAME)`` encodes with it, so the model encodes once per task.
+    """
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        if not config.model:
+            raise ConfigError("encoder type 'transformer' needs 'model' (a folder, a hub id or minilm)", field="encoder.model")
+        self.config = config
+        self.featurizer = TransformerFeaturizer(config.model, config.max_length, config.window_stride)
+        self.pool = SUBWORD_POOLING[config.subword_pooling]
+        self.adapters = config.adapters
+        self.task_conditioned = bool(self.adapters and self.adapters.per_task)
+        self._frozen: set[int] = set()
+
+    def build(self) -> None:
+        model = load_pretrained(self.config.model)
+        train_base = self.adapters is None or self.adapters.train_encoder
+        for name, p in model.named_parameters():
+            p.requires_grad_(train_base and not _UNUSED.search(name))
+        self._frozen = {id(p) for p in model.parameters() if not p.requires_grad}
+        self.model = model
+        if self.adapters is not None and not self.task_conditioned:
+            self._add_adapter(SHARED_ADAPTER)
+        self._dims = [int(model.config.hidden_size)] * (int(model.config.num_hidden_layers) + 1)
+
+    def _add_adapter(self, name: str) -> None:
+        from polytask.models.encoders.adapters import add_lora
+
+        self.model = add_lora(self.model, name, self.adapters)
+
+    @property
+    def layer_dims(self) -> list[int]:
+        return list(self._dims)
+
+    def add_task(self, task: str) -> None:
+        """Per-task adapters: give ``task`` its own LoRA adapter."""
+        if self.task_conditioned and task not in self.task_adapters():
+            self._add_adapter(task)
+
+    def task_adapters(self) -> list[str]:
+        return list(getattr(self.model, "peft_config", {}))
+
+    def task_parameters(self, task: str) -> dict[str, nn.Parameter]:
+        """The parameters of ``task``'s own adapter (per-task adapters), else none."""
+        if not self.task_conditioned:
+            return {}
+        from polytask.models.encoders.adapters import adapter_parameters
+
+        return adapter_parameters(self.model, task, prefix="model.")
+
+    def layer_groups(self) -> list[list[nn.Parameter]]:
+        """Trainable parameters from the bottom: embeddings, then transformer layer k (LoRA weights included).
+
+        Parameters frozen by design (the unused pooler; base weights under adapters without
+        ``train_encoder``) belong to no group; anything outside the layers and embeddings (a
+        final norm) joins the top group.
+        """
+        groups: list[list[nn.Parameter]] = [[] for _ in self._dims]
+        for name, p in self.model.named_parameters():
+            if id(p) in self._frozen:
+                continue
+            match = _LAYER_INDEX.search(name)
+            if match:
+                index = int(match.group(1)) + 1
+                if index >= len(groups):
+                    raise PolytaskError(f"cannot tell the layers of {self.config.model!r} apart: {name} "
+                                        f"is past its {len(groups) - 1} layers")
+                groups[index].append(p)
+            elif "embed" in name:
+                groups[0].append(p)
+            else:
+                groups[-1].append(p)
+        return groups
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
+                word_end: Tensor, mask: Tensor, task: str | None = None) -> EncoderOutput:
+        if self.task_conditioned:
+            from polytask.models.encoders.adapters import activate
+
+            if task is None:
+                raise ValueError("an encoder with per-task adapters needs forward(..., task=NAME)")
+            activate(self.model, task)
+        output = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        hidden = torch.stack(output.hidden_states)  # [layers, windows, length, dim]
+        pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
+        words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
+        return EncoderOutput(layers=list(words.unbind(0)), mask=mask)

@@ -1,0 +1,336 @@
+"""`polytask compare`: Δm, intervals and verdicts on hand-computed cases; runs end to end, resume, CLI errors."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import math
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from scipy import stats
+from typer.testing import CliRunner
+
+from polytask.cli import app
+from polytask.config import validate_config
+from polytask.errors import PolytaskError
+from polytask.evidence import runs as runs_module
+from polytask.evidence.compare import compare, markdown, summarise
+from polytask.evidence.delta_m import PrimaryMetric, confidence_interval, delta_m, relative_change
+from polytask.evidence.report import write_report
+from polytask.evidence.runs import PlannedRun, method_config, single_task_config
+from polytask.evidence.verdict import paired_verdict
+
+# --------------------------------------------------------------------------------------
+# Δm, intervals, verdicts
+
+
+def test_delta_m_mixed_directions_hand_computed() -> None:
+    directions = {"pos": True, "score": False}  # accuracy up is good, MSE down is good
+    # accuracy 80 -> 90: +12.5%; MSE 1.0 -> 0.5: +50% (lower is better)
+    assert delta_m({"pos": 90.0, "score": 0.5}, {"pos": 80.0, "score": 1.0}, directions) == pytest.approx(31.25)
+    # accuracy 80 -> 72: -10%; MSE 1.0 -> 1.5: -50%
+    assert delta_m({"pos": 72.0, "score": 1.5}, {"pos": 80.0, "score": 1.0}, directions) == pytest.approx(-30.0)
+    # a gain on one task cancelling a loss on the other
+    assert delta_m({"pos": 88.0, "score": 1.1}, {"pos": 80.0, "score": 1.0}, directions) == pytest.approx(0.0)
+
+
+def test_relative_change_zero_and_negative_baselines() -> None:
+    assert math.isnan(relative_change(5.0, 0.0, True))
+    assert relative_change(-0.25, -0.5, True) == pytest.approx(50.0)  # Pearson -0.5 -> -0.25 is better
+    assert relative_change(0.8, 1.0, False) == pytest.approx(20.0)
+
+
+def test_confidence_interval_hand_computed() -> None:
+    interval = confidence_interval([1.0, 2.0, 3.0])  # mean 2, s = 1, t_{0.975, 2} = 4.302653
+    half = 4.302652729749462 / math.sqrt(3)
+    assert (interval.mean, interval.low, interval.high, interval.n) == pytest.approx((2.0, 2.0 - half, 2.0 + half, 3))
+    assert confidence_interval([4.0, 4.0]).to_json() == {"mean": 4.0, "ci95": [4.0, 4.0], "n": 2}
+    one = confidence_interval([1.5])
+    assert (one.low, one.mean, one.high) == (1.5, 1.5, 1.5)
+
+
+@pytest.mark.parametrize(
+    ("multi", "single", "higher", "expected"),
+    [
+        ([91.0, 92.1, 90.9, 91.5], [90.0, 91.0, 90.1, 90.4], True, "positive"),  # +1.0, +1.1, +0.8, +1.1
+        ([89.0, 89.9, 89.2, 89.3], [90.0, 91.0, 90.1, 90.4], True, "negative"),
+        ([90.5, 90.4, 90.3, 90.3], [90.0, 91.0, 90.1, 90.4], True, "neutral"),  # +0.5, -0.6, +0.2, -0.1
+        ([0.40, 0.42, 0.41], [0.50, 0.53, 0.50], False, "positive"),  # MSE went down: better
+        ([0.60, 0.62, 0.61], [0.50, 0.53, 0.50], False, "negative"),
+        ([95.0], [90.0], True, "neutral"),  # one seed: no test
+        ([90.0, 91.0], [90.0, 91.0], True, "neutral"),  # identical values
+        ([89.0, 90.0], [90.0, 91.0], True, "neutral"),  # equal differences: no spread, no test
+    ],
+)
+def test_paired_verdict(multi: list[float], single: list[float], higher: bool, expected: str) -> None:
+    result = paired_verdict(multi, single, higher)
+    assert result.verdict == expected
+    if len({m - s for m, s in zip(multi, single)}) == 1:
+        assert result.p_value is None
+    else:
+        assert result.p_value == pytest.approx(stats.ttest_rel(multi, single).pvalue)
+    sign = 1 if higher else -1
+    assert result.mean_difference == pytest.approx(sign * (sum(multi) - sum(single)) / len(multi))
+
+
+# --------------------------------------------------------------------------------------
+# Run configs and the statistics over crafted summaries
+
+
+def test_single_task_and_method_configs() -> None:
+    base = {"tasks": {"a": {}, "b": {}}, "heads": {"a": {"layer": 1}, "b": {"layer": 2}},
+            "training": {"epochs": 4, "max_steps": 100, "epoch": {"steps": None, "task": "b"},
+                         "early_stopping": {"patience": 2}},
+            "balancing": {"method": "cagrad", "mode": "representation", "options": {"c": 0.4}},
+            "sampling": {"tasks_per_step": 1, "method": "temperature"}}
+    alone = single_task_config(base, "a")
+    assert list(alone["tasks"]) == ["a"] and alone["heads"] == {"a": {"layer": 1}}
+    assert alone["training"]["epoch"]["task"] is None  # it named the other task
+    assert alone["training"]["epochs"] == 4 and alone["training"]["max_steps"] == 100
+    assert alone["training"]["early_stopping"] == {"patience": 2}
+    assert alone["balancing"] == {"method": "ew"} and "sampling" not in alone
+    assert single_task_config(base, "b")["training"]["epoch"]["task"] == "b"
+    assert method_config(base, "cagrad", "aggregator")["balancing"] == base["balancing"]
+    assert method_config(base, "pcgrad", "aggregator")["balancing"] == {"method": "pcgrad", "mode": "representation"}
+    assert method_config(base, "uw", "weighting")["balancing"] == {"method": "uw"}
+    assert base["balancing"]["method"] == "cagrad"  # not modified
+
+
+def _summary(tasks: dict[str, dict[str, float]]) -> dict:
+    return {"tasks": {t: {m: {"dev": v, "test": v} for m, v in metrics.items()} for t, metrics in tasks.items()},
+            "train_seconds": 1.0}
+
+
+def test_summarise_pairs_seeds_and_uses_directions(tmp_path: Path) -> None:
+    primaries = {"pos": PrimaryMetric("accuracy", True), "score": PrimaryMetric("mse", False)}
+    seeds = [1, 2, 3]
+    stl_pos, stl_mse = [80.0, 82.0, 81.0], [1.0, 2.0, 1.0]
+    ew_pos, ew_mse = [88.0, 90.2, 89.1], [1.5, 2.6, 1.5]  # MSE up: worse
+    planned, summaries = [], {}
+    for i, seed in enumerate(seeds):
+        for group, label, tasks in [("ew", "ew", {"pos": {"accuracy": ew_pos[i]}, "score": {"mse": ew_mse[i]}}),
+                                    ("stl-pos", "stl", {"pos": {"accuracy": stl_pos[i]}}),
+                                    ("stl-score", "stl", {"score": {"mse": stl_mse[i]}})]:
+            run = PlannedRun(group, label, seed, {}, tmp_path / "runs" / group / f"seed-{seed}")
+            planned.append(run)
+            summaries[run.name] = _summary(tasks)
+    result = summarise(primaries, planned, summaries, ["ew"], seeds)
+    expected = [(ew_pos[i] - stl_pos[i]) / stl_pos[i] * 50 + (stl_mse[i] - ew_mse[i]) / stl_mse[i] * 50
+                for i in range(3)]
+    assert result["delta_m"]["ew"]["per_seed"] == pytest.approx(expected)
+    interval = confidence_interval(expected)
+    assert result["delta_m"]["ew"]["mean"] == pytest.approx(interval.mean)
+    assert result["delta_m"]["ew"]["ci95"] == pytest.approx([interval.low, interval.high])
+    assert result["tasks"]["pos"]["stl"]["accuracy"]["mean"] == pytest.approx(81.0)
+    assert result["tasks"]["pos"]["stl"]["accuracy"]["std"] == pytest.approx(1.0)
+    assert result["verdicts"]["ew"] == {"pos": "positive", "score": "negative"}
+    assert result["primary"]["score"] == {"metric": "mse", "higher_is_better": False, "split": "test"}
+    assert result["runs"]["stl-pos"]["2"] == str(Path("runs/stl-pos/seed-2"))
+    text = markdown(result)
+    assert "| ew |" in text and "positive" in text
+
+
+def test_summarise_one_seed_has_a_point_interval(tmp_path: Path) -> None:
+    primaries = {"pos": PrimaryMetric("accuracy", True)}
+    planned = [PlannedRun("ew", "ew", 5, {}, tmp_path / "ew"), PlannedRun("stl-pos", "stl", 5, {}, tmp_path / "stl")]
+    summaries = {"ew/seed-5": _summary({"pos": {"accuracy": 90.0}}),
+                 "stl-pos/seed-5": _summary({"pos": {"accuracy": 80.0}})}
+    result = summarise(primaries, planned, summaries, ["ew"], [5])
+    assert result["delta_m"]["ew"]["mean"] == pytest.approx(12.5)
+    assert result["delta_m"]["ew"]["ci95"] == pytest.approx([12.5, 12.5])
+    assert result["verdicts"]["ew"]["pos"] == "neutral"
+    assert any("one seed" in note for note in result["notes"])
+
+
+# --------------------------------------------------------------------------------------
+# End to end on a tiny synthetic benchmark (a tagging task, accuracy ↑, and a regression task, MSE ↓)
+
+_WORLD = {"seed": 0, "classes": 4, "words_per_class": 8, "dev_size": 30, "test_size": 30}
+
+
+def tiny_compare_config() -> dict:
+    return {
+        "tasks": {
+            "tag": {"type": "token_classification",
+                    "data": {"format": "synthetic", "column": "tag",
+                             "synthetic": {**_WORLD, "corpus": "tag", "size": 60}}},
+            "score": {"type": "regression",
+                      "data": {"format": "synthetic", "column": "score",
+                               "synthetic": {**_WORLD, "corpus": "score", "size": 60}}},
+        },
+        "encoder": {"type": "cnn", "word_dim": 16, "chars": False, "hidden": 16, "layers": 1},
+        "heads": {"score": {"pooling": "mean"}},
+        "training": {"lr": 0.01, "epochs": 2, "epoch": {"steps": 4}, "batch_size": 8, "seed": 3, "log_every": 1,
+                     "early_stopping": {"patience": None}},
+    }
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("compare") / "cmp"
+    result = compare(validate_config(tiny_compare_config()), "ew,pcgrad", seeds=2, out=out, jobs=1)
+    return out, result
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.sources.append(dict(attrs)["src"] or "")
+
+
+def test_compare_json_structure(compared: tuple[Path, dict]) -> None:
+    out, result = compared
+    written = json.loads((out / "compare.json").read_text())
+    assert written["methods"] == ["ew", "pcgrad"] and written["seeds"] == [3, 4]
+    assert written["primary"]["tag"] == {"metric": "accuracy", "higher_is_better": True, "split": "test"}
+    assert written["primary"]["score"]["metric"] == "mse" and not written["primary"]["score"]["higher_is_better"]
+    for method in ("ew", "pcgrad"):
+        entry = written["delta_m"][method]
+        low, high = entry["ci95"]
+        assert low <= entry["mean"] <= high and len(entry["per_seed"]) == 2
+        assert set(written["verdicts"][method]) == {"tag", "score"}
+        assert set(written["verdicts"][method].values()) <= {"positive", "neutral", "negative"}
+    for task, metrics in (("tag", {"accuracy"}), ("score", {"mse", "mae", "pearson"})):
+        assert set(written["tasks"][task]) == {"stl", "ew", "pcgrad"}
+        for run in ("stl", "ew", "pcgrad"):
+            assert set(written["tasks"][task][run]) == metrics
+            assert set(written["tasks"][task][run]["accuracy" if task == "tag" else "mse"]) >= {"mean", "std"}
+    assert written["delta_m"] == result["delta_m"]
+    assert (out / "compare.md").read_text().startswith("# Did multi-task learning help?")
+
+
+def test_delta_m_matches_the_run_summaries(compared: tuple[Path, dict]) -> None:
+    out, result = compared
+
+    def test_value(group: str, seed: int, task: str, metric: str) -> float:
+        summary = json.loads((out / "runs" / group / f"seed-{seed}" / "summary.json").read_text())
+        return summary["tasks"][task][metric]["test"]
+
+    for i, seed in enumerate((3, 4)):
+        multi = {"tag": test_value("ew", seed, "tag", "accuracy"), "score": test_value("ew", seed, "score", "mse")}
+        single = {"tag": test_value("stl-tag", seed, "tag", "accuracy"),
+                  "score": test_value("stl-score", seed, "score", "mse")}
+        expected = delta_m(multi, single, {"tag": True, "score": False})
+        assert result["delta_m"]["ew"]["per_seed"][i] == pytest.approx(expected)
+
+
+def test_runs_are_single_task_baselines_and_methods(compared: tuple[Path, dict]) -> None:
+    out, _ = compared
+    assert {p.name for p in (out / "runs").iterdir()} == {"ew", "pcgrad", "stl-tag", "stl-score"}
+    alone = yaml.safe_load((out / "runs" / "stl-tag" / "seed-4" / "config.yaml").read_text())
+    assert list(alone["tasks"]) == ["tag"] and alone["balancing"]["method"] == "ew"
+    assert alone["training"]["seed"] == 4 and alone["training"]["threads"] >= 1
+    assert alone["training"]["epochs"] == 2 and alone["training"]["epoch"]["steps"] == 4
+    joint = yaml.safe_load((out / "runs" / "pcgrad" / "seed-3" / "config.yaml").read_text())
+    assert set(joint["tasks"]) == {"tag", "score"} and joint["balancing"]["method"] == "pcgrad"
+
+
+def test_report_is_self_contained_with_plots(compared: tuple[Path, dict]) -> None:
+    out, _ = compared
+    parser = _Images()
+    parser.feed((out / "report.html").read_text())
+    assert len(parser.sources) == 4  # Δm, dev curves, task weights, gradient cosines (pcgrad logs them)
+    for source in parser.sources:
+        assert source.startswith("data:image/png;base64,")
+        assert base64.b64decode(source.split(",", 1)[1]).startswith(b"\x89PNG")
+    for name in ("delta-m.png", "dev-curves.png", "task-weights.png", "gradient-cosines.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG"), name
+
+
+def test_report_without_cosines_says_so(compared: tuple[Path, dict], tmp_path: Path) -> None:
+    out, result = compared
+    only_ew = copy.deepcopy(result)
+    only_ew["methods"] = ["ew"]
+    target = tmp_path / "copy"
+    shutil.copytree(out, target)
+    for png in target.glob("*.png"):
+        png.unlink()
+    write_report(target, only_ew)
+    html = (target / "report.html").read_text()
+    assert "No run logged gradient cosines" in html and not (target / "gradient-cosines.png").exists()
+    assert (target / "task-weights.png").exists()
+
+
+def test_report_command_rerenders(compared: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = compared
+    target = tmp_path / "copy"
+    shutil.copytree(out, target)
+    (target / "report.html").unlink()
+    result = CliRunner().invoke(app, ["report", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "data:image/png;base64," in (target / "report.html").read_text()
+
+
+def test_resume_skips_complete_runs_and_redoes_incomplete_ones(compared: tuple[Path, dict], tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    out, _ = compared
+    target = tmp_path / "resumed"
+    shutil.copytree(out, target)
+    interrupted = target / "runs" / "pcgrad" / "seed-4"
+    (interrupted / "summary.json").unlink()
+    (interrupted / "leftover.txt").write_text("from the interrupted run")
+    before = {p: p.stat().st_mtime_ns for p in (target / "runs").glob("*/*/summary.json")}
+    trained: list[str] = []
+    real = runs_module.train_planned
+
+    def counting(config: dict, path: str) -> dict:
+        trained.append(str(Path(path).relative_to(target / "runs")))
+        return real(config, path)
+
+    monkeypatch.setattr(runs_module, "train_planned", counting)
+    result = compare(validate_config(tiny_compare_config()), ["ew", "pcgrad", "uw"], seeds=2, out=target)
+    assert sorted(trained) == ["pcgrad/seed-4", "uw/seed-3", "uw/seed-4"]
+    assert all(p.stat().st_mtime_ns == mtime for p, mtime in before.items())
+    assert (interrupted / "summary.json").is_file() and not (interrupted / "leftover.txt").exists()
+    assert set(result["delta_m"]) == {"ew", "pcgrad", "uw"}
+
+    trained.clear()
+    with pytest.raises(PolytaskError, match=r"different config \(training.epochs: 2 -> 3\)"):
+        compare(validate_config(tiny_compare_config()), "ew", seeds=2, out=target, overrides=["training.epochs=3"])
+    assert trained == []
+
+
+def test_parallel_workers(tmp_path: Path) -> None:
+    config = tiny_compare_config()
+    config["training"]["epochs"] = 1
+    result = compare(validate_config(config), "ew", seeds=1, out=tmp_path / "par", jobs=2, report=False)
+    assert set(result["runs"]) == {"ew", "stl-tag", "stl-score"}
+    assert all((tmp_path / "par" / "runs" / g / "seed-3" / "summary.json").is_file() for g in result["runs"])
+    assert result["delta_m"]["ew"]["ci95"][0] == result["delta_m"]["ew"]["ci95"][1] == result["delta_m"]["ew"]["mean"]
+    stored = yaml.safe_load((tmp_path / "par" / "runs" / "ew" / "seed-3" / "config.yaml").read_text())
+    assert stored["training"]["threads"] == runs_module.threads_per_job(2)
+
+
+# --------------------------------------------------------------------------------------
+# User errors
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        (["--methods", "ew,nope"], "unknown method(s) 'nope'"),
+        (["--methods", "ew", "--seeds", "0"], "--seeds must be at least 1"),
+        (["--methods", "ew", "--set", "heads.ghost.layer=1"], "heads for unknown task(s) ['ghost']"),
+        (["--methods", "cagrad", "--set", "balancing.options.bogus=1"], "method 'cagrad'"),
+    ],
+)
+def test_cli_user_errors_are_one_line_exit_2(tmp_path: Path, arguments: list[str], expected: str) -> None:
+    config = tmp_path / "tiny.yaml"
+    data = tiny_compare_config()
+    if "cagrad" in arguments:
+        data["balancing"] = {"method": "cagrad"}
+    config.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["compare", str(config), "--out", str(tmp_path / "out"), *arguments])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and expected in lines[0], result.output
+    assert not (tmp_path / "out" / "runs").exists()

