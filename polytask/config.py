@@ -376,3 +376,13 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bo
     """Read, override and validate a YAML config file."""
     data = apply_overrides(dict(read_yaml(path) or {}), overrides)
     return validate_config(data, file=str(path), check_files=check_files)
+
+
+def resolve_config(config: str | Path | ExperimentConfig, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """A YAML config file (as ``load_config`` reads it) or an ``ExperimentConfig``, with ``overrides`` applied."""
+    overrides = list(overrides)
+    if not isinstance(config, ExperimentConfig):
+        return load_config(config, overrides)
+    if not overrides:
+        return config
+    return validate_config(apply_overrides(config.model_dump(mode="json"), overrides))

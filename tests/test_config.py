@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from polytask.config import apply_overrides, load_config, validate_config
+from polytask.config import ExperimentConfig, apply_overrides, load_config, resolve_config, validate_config
 from polytask.errors import ConfigError
 from tests.conftest import tiny_config_dict
 
@@ -95,3 +95,14 @@ def test_resolved_config_round_trips(tiny_config: Path) -> None:
     config = load_config(tiny_config)
     again = validate_config(yaml.safe_load(config.to_yaml()))
     assert again == config
+
+
+def test_resolve_config_applies_overrides_to_a_path_and_to_an_object(tiny_config: Path) -> None:
+    from_path = resolve_config(tiny_config, ["training.epochs=5"])
+    from_object = resolve_config(validate_config(tiny_config_dict()), ["training.epochs=5"])
+    assert isinstance(from_object, ExperimentConfig)
+    assert from_path.training.epochs == from_object.training.epochs == 5
+    untouched = validate_config(tiny_config_dict())
+    assert resolve_config(untouched) is untouched
+    with pytest.raises(ConfigError, match="training.nope"):
+        resolve_config(untouched, ["training.nope=1"])

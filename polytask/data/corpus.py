@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from polytask.config import DataConfig, ExperimentConfig
+from polytask.config import DataConfig, ExperimentConfig, SplitConfig
 from polytask.data.example import Example
 from polytask.errors import ConfigError, DataError
 from polytask.tasks.base import TaskType
@@ -81,7 +81,7 @@ def _read_split(source: Source, path: str) -> list[Example]:
 
 def _read_source(source: Source) -> dict[str, list[Example]]:
     from polytask.data.readers import read_labelled_lines
-    from polytask.data.splits import split_examples
+    from polytask.data.splits import sample_examples, split_examples
 
     data, first = source.data, source.tasks[0]
     if data.format == "synthetic":
@@ -100,7 +100,7 @@ def _read_source(source: Source) -> dict[str, list[Example]]:
         splits.update(split_examples(splits["train"], carve, seed=data.split.seed))
     if "dev" not in splits:
         raise ConfigError("no dev set: give 'dev' or carve one with 'split: {dev: 0.1}'", field=f"tasks.{first}.data")
-    seed = data.split.seed if data.split else 13
+    seed = (data.split or SplitConfig()).seed
     if data.max_train:
         splits["train"] = sample_examples(splits["train"], data.max_train, seed)
     if data.max_eval:
@@ -108,20 +108,6 @@ def _read_source(source: Source) -> dict[str, list[Example]]:
             if split in splits:
                 splits[split] = sample_examples(splits[split], data.max_eval, seed)
     return splits
-
-
-def sample_examples(examples: list[Example], size: int, seed: int) -> list[Example]:
-    """A seeded random subset of ``size`` examples, in corpus order.
-
-    Why not the first N: many corpora are grouped (one file per label, documents by topic), so
-    a prefix would be one label or one domain.
-    """
-    import random
-
-    if size >= len(examples):
-        return examples
-    chosen = sorted(random.Random(seed).sample(range(len(examples)), size))
-    return [examples[i] for i in chosen]
 
 
 def _parse_labels(examples: list[Example], tasks: Mapping[str, TaskType]) -> None:

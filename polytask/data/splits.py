@@ -1,4 +1,4 @@
-"""Seeded, deterministic train/dev/test splits for corpora that ship without one.
+"""Seeded, deterministic train/dev/test splits for corpora that ship without one, and seeded subsets.
 
 CoNLL-2000 has no dev set and the Pang & Lee sets have no split at all; results must be reproducible.
 """
@@ -44,3 +44,15 @@ def split_examples(
     for name in fractions:
         result[name] = [examples[i] for i in sorted(parts[name])]
     return result
+
+
+def sample_examples(examples: list[Example], size: int, seed: int) -> list[Example]:
+    """A seeded random subset of ``size`` examples, in corpus order.
+
+    Why not the first N: many corpora are grouped (one file per label, documents by topic), so
+    a prefix would be one label or one domain.
+    """
+    if size >= len(examples):
+        return examples
+    chosen = sorted(random.Random(seed).sample(range(len(examples)), size))
+    return [examples[i] for i in chosen]

@@ -31,6 +31,7 @@ import torch
 from rich.table import Table
 from torch import Tensor, nn
 
+from polytask.dependencies import require
 from polytask.errors import PolytaskError
 from polytask.evidence.grouping import best_groupings, check_task_count
 from polytask.evidence.lookahead import LookaheadStep, lookahead_rule, rates_step
@@ -188,6 +189,8 @@ def run_affinity(config: ExperimentConfig, out: str | Path | None = None, *, eve
     check_task_count(len(tasks))
     meter = AffinityMeter(tasks, every, lookahead)
     out = Path(out) if out is not None else None
+    if out is not None:
+        require("matplotlib", "polytask affinity's heatmaps", "report")  # drawn after training
     if out is not None and (out / AFFINITY_JSON).exists() and not overwrite:
         raise PolytaskError(f"{out} already holds {AFFINITY_JSON}; choose another --out or pass --overwrite")
     summary = train_run(config, out / RUN if out is not None else None, overwrite=overwrite, progress=progress,

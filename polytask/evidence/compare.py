@@ -18,11 +18,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from polytask.config import ExperimentConfig
+from polytask.config import ExperimentConfig, resolve_config
+from polytask.dependencies import require
 from polytask.errors import PolytaskError
-from polytask.evidence.delta_m import PrimaryMetric, confidence_interval, delta_m
-from polytask.evidence.runs import STL, PlannedRun, execute, plan_runs, threads_per_job
+from polytask.evidence.delta_m import PrimaryMetric, confidence_interval, delta_m, finite_or_none
+from polytask.evidence.runs import STL, PlannedRun, plan_runs, threads_per_job, train_incomplete
 from polytask.evidence.verdict import paired_verdict
+from polytask.training.run_dir import SUMMARY, write_json
 
 COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"
 
@@ -37,8 +39,6 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
     comparison resumes where it stopped. ``methods`` may be a comma-separated string;
     ``console`` receives one line per run (``comparison_table(result)`` renders the result).
     """
-    from polytask.training.run_dir import write_json
-
     console = console or Console(stderr=True, quiet=True)
     started = time.perf_counter()
     methods = parse_methods(methods)
@@ -46,7 +46,11 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
         raise PolytaskError(f"--seeds must be at least 1, not {seeds!r}")
     if jobs < 1:
         raise PolytaskError(f"--jobs must be at least 1, not {jobs!r}")
-    experiment_config, file = _base_config(config, overrides)
+    require("scipy", "polytask compare", "report")  # the statistics and plots come after all the training
+    if report:
+        require("matplotlib", "polytask compare's report", "report")
+    experiment_config = resolve_config(config, overrides)
+    file = None if isinstance(config, ExperimentConfig) else str(config)
     base = experiment_config.model_dump(mode="json")
     seed_values = [experiment_config.training.seed + i for i in range(seeds)]
     out = Path(out)
@@ -64,9 +68,9 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
         seconds = summary.get("train_seconds", 0.0)
         console.print(f"[{finished}/{total}] {run.name}: {status} ({seconds:.0f}s of training)", highlight=False)
 
-    pending = sum(not (run.path / "summary.json").is_file() for run in runs)
+    pending = sum(not (run.path / SUMMARY).is_file() for run in runs)
     console.print(f"{total} runs ({total - pending} already complete in {out}), {jobs} job(s)", highlight=False)
-    summaries = execute(runs, jobs, progress)
+    summaries = train_incomplete(runs, jobs, progress)
     result = summarise(primary_metrics(experiment_config), runs, summaries, methods, seed_values)
     result.update({"config": base, "config_file": file, "jobs": jobs,
                    "wall_seconds": round(time.perf_counter() - started, 1)})
@@ -97,18 +101,6 @@ def parse_methods(methods: Sequence[str] | str) -> list[str]:
     if repeated:
         raise PolytaskError(f"--methods names {', '.join(repeated)} more than once")
     return names
-
-
-def _base_config(config: str | Path | ExperimentConfig,
-                 overrides: Iterable[str]) -> tuple[ExperimentConfig, str | None]:
-    from polytask.config import apply_overrides, load_config, validate_config
-
-    overrides = list(overrides)
-    if isinstance(config, ExperimentConfig):
-        if not overrides:
-            return config, None
-        return validate_config(apply_overrides(config.model_dump(mode="json"), overrides)), None
-    return load_config(config, overrides), str(config)
 
 
 def primary_metrics(config: ExperimentConfig) -> dict[str, PrimaryMetric]:
@@ -155,7 +147,7 @@ def summarise(primaries: Mapping[str, PrimaryMetric], runs: Sequence[PlannedRun]
             multi = {t: values(method, t, p.name)[i] for t, p in primaries.items()}
             single = {t: values(STL, t, p.name)[i] for t, p in primaries.items()}
             per_seed.append(delta_m(multi, single, directions))
-        delta[method] = {**confidence_interval(per_seed).to_json(), "per_seed": [_finite(v) for v in per_seed]}
+        delta[method] = {**confidence_interval(per_seed).to_json(), "per_seed": [finite_or_none(v) for v in per_seed]}
         tests[method] = {t: paired_verdict(values(method, t, p.name), values(STL, t, p.name),
                                            p.higher_is_better).to_json()
                          for t, p in primaries.items()}
@@ -201,15 +193,11 @@ def _number(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _finite(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 def _mean_std(values: Sequence[float]) -> dict[str, Any]:
     n = len(values)
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return {"mean": _finite(mean), "std": _finite(std), "values": [_finite(v) for v in values]}
+    return {"mean": finite_or_none(mean), "std": finite_or_none(std), "values": [finite_or_none(v) for v in values]}
 
 
 # --------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from polytask.dependencies import require
+
 
 @dataclass(frozen=True)
 class PrimaryMetric:
@@ -52,7 +54,8 @@ class Interval:
     n: int
 
     def to_json(self) -> dict[str, object]:
-        return {"mean": _finite(self.mean), "ci95": [_finite(self.low), _finite(self.high)], "n": self.n}
+        return {"mean": finite_or_none(self.mean), "ci95": [finite_or_none(self.low), finite_or_none(self.high)],
+                "n": self.n}
 
 
 def confidence_interval(values: Sequence[float], level: float = 0.95) -> Interval:
@@ -63,12 +66,12 @@ def confidence_interval(values: Sequence[float], level: float = 0.95) -> Interva
     mean = sum(values) / n
     if n == 1 or math.isnan(mean):
         return Interval(mean, mean, mean, n)
-    from scipy import stats
-
+    stats = require("scipy.stats", "Δm confidence intervals", "report")
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = float(stats.t.ppf((1.0 + level) / 2.0, n - 1)) * std / math.sqrt(n)
     return Interval(mean, mean - half, mean + half, n)
 
 
-def _finite(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
+    """``value``, or None (JSON null) for NaN."""
     return None if math.isnan(value) else value

@@ -11,12 +11,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from polytask.dependencies import require
+
 
 def save_heatmap(matrix: Sequence[Sequence[float | None]], labels: Sequence[str], path: str | Path, title: str,
                  *, row_label: str = "source task i", column_label: str = "target task j") -> Path:
     """Write ``matrix`` (rows: ``row_label``, columns: ``column_label``) as an annotated PNG; NaN/None: '–'."""
-    import matplotlib
-
+    matplotlib = require("matplotlib", "heatmaps", "report")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np

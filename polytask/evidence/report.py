@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from polytask.dependencies import require
 from polytask.errors import PolytaskError
 from polytask.evidence.compare import (
     COMPARE_JSON,
@@ -28,6 +29,7 @@ from polytask.evidence.compare import (
     run_labels,
     setup_line,
 )
+from polytask.training.run_dir import METRICS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -68,7 +70,7 @@ def write_report(out: str | Path, result: Mapping[str, Any] | None = None) -> Pa
     """Render ``out/report.html`` (and the PNGs beside it) from ``out/compare.json`` and the runs' metrics."""
     out = Path(out)
     result = result if result is not None else load_comparison(out)
-    records: Records = {group: [read_records(out / relative / "metrics.jsonl") for relative in seeds.values()]
+    records: Records = {group: [read_records(out / relative / METRICS) for relative in seeds.values()]
                         for group, seeds in result["runs"].items()}
     plots = [delta_m_plot(result), dev_curve_plot(result, records), weight_plot(result, records),
              cosine_plot(result, records)]
@@ -141,9 +143,8 @@ def cosine_matrix(series: Mapping[str, tuple[list[int], list[float]]], tasks: Se
 
 
 def _figure(rows: int, columns: int, width: float = 4.4, height: float = 3.2) -> tuple[Figure, list]:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width * columns, height * rows), layout="constrained")
+    matplotlib_figure = require("matplotlib.figure", "report plots", "report")
+    figure = matplotlib_figure.Figure(figsize=(width * columns, height * rows), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
     return figure, [axis for row in axes for axis in row]
 

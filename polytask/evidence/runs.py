@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from polytask.errors import ConfigError, PolytaskError
+from polytask.training.run_dir import CONFIG, SUMMARY
 
 STL = "stl"
 """The run label of the single-task baselines."""
@@ -117,12 +118,12 @@ def _validated(data: dict[str, Any], label: str, file: str | None) -> dict[str, 
 
 def completed_summary(run: PlannedRun) -> dict[str, Any] | None:
     """The run's summary if it finished; a finished run trained with another config is an error."""
-    summary_file = run.path / "summary.json"
+    summary_file = run.path / SUMMARY
     if not summary_file.is_file():
         return None
     try:
         summary = json.loads(summary_file.read_text())
-        stored = yaml.safe_load((run.path / "config.yaml").read_text())
+        stored = yaml.safe_load((run.path / CONFIG).read_text())
     except (OSError, ValueError, yaml.YAMLError):
         return None  # cut off while writing: train again
     difference = first_difference(_comparable(stored), _comparable(run.config))
@@ -172,7 +173,7 @@ def train_planned(config: dict[str, Any], path: str) -> dict[str, Any]:
         torch.set_num_threads(threads)
 
 
-def execute(runs: Sequence[PlannedRun], jobs: int = 1,
+def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
             report: Callable[[PlannedRun, dict[str, Any], str], None] | None = None) -> dict[str, dict[str, Any]]:
     """Train every incomplete run (``jobs`` spawn worker processes, or in this process for 1); summaries by run name.
 

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from polytask.dependencies import require
+
 Verdict = Literal["positive", "neutral", "negative"]
 
 
@@ -48,8 +50,7 @@ def paired_verdict(multi: Sequence[float], single: Sequence[float], higher_is_be
     std = math.sqrt(sum((d - mean) ** 2 for d in differences) / (n - 1)) if n > 1 else 0.0
     if std <= 1e-12 * max(1.0, abs(mean)):
         return PairedTest("neutral", mean, None, n)
-    from scipy import stats
-
+    stats = require("scipy.stats", "paired t-test verdicts", "report")
     t = mean / (std / math.sqrt(n))
     p_value = float(2.0 * stats.t.sf(abs(t), n - 1))
     if p_value < alpha:

@@ -89,9 +89,13 @@ class MultiTaskModel(nn.Module):
         tap = self.head_layers[task]
         return encoded.layers[tap] if isinstance(tap, int) else [encoded.layers[i] for i in tap]
 
+    def task_encoder_parameter_ids(self) -> set[int]:
+        """``id``s of the encoder parameters that belong to a single task (per-task adapters)."""
+        return {id(p) for task in self.heads for p in self.encoder.task_parameters(task).values()}
+
     def shared_parameters(self) -> dict[str, nn.Parameter]:
         """Trainable encoder parameters that every task uses (a task's own adapter is not shared)."""
-        own = {id(p) for task in self.heads for p in self.encoder.task_parameters(task).values()}
+        own = self.task_encoder_parameter_ids()
         return {f"encoder.{n}": p for n, p in self.encoder.named_parameters() if p.requires_grad and id(p) not in own}
 
     def task_parameters(self, task: str) -> dict[str, nn.Parameter]:

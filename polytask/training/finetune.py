@@ -78,6 +78,7 @@ def finetune_config(run_config: ExperimentConfig, addition: ExperimentConfig, *,
 
 
 def check_replay(replay: float, overrides: Sequence[str]) -> None:
+    """``--replay`` is a share in [0, 1) and, when used, decides the sampling alone."""
     if not 0.0 <= replay < 1.0:
         raise ConfigError(f"must be at least 0 and below 1 (the share of steps that replay old tasks), not {replay}",
                           field="--replay")
@@ -124,8 +125,8 @@ def extended_model(trained: Experiment, config: ExperimentConfig, tasks: Mapping
     return model
 
 
-def score(model: MultiTaskModel, groups: Sequence[Mapping[str, TaskType]], corpus: MultiTaskCorpus, split: str,
-          batch_size: int) -> dict[str, dict[str, float]]:
+def evaluate_groups(model: MultiTaskModel, groups: Sequence[Mapping[str, TaskType]], corpus: MultiTaskCorpus,
+                    split: str, batch_size: int) -> dict[str, dict[str, float]]:
     """Metrics of each group of tasks on the ``split`` examples labelled for that group.
 
     Why: the old tasks are scored on exactly the same examples, batched alike, before and after.
@@ -188,7 +189,7 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
 
     model = extended_model(trained, config, tasks, new)
     groups = [{t: tasks[t] for t in old}, {t: tasks[t] for t in new}]
-    before = score(model, groups[:1], corpus, "dev", config.training.eval_batch_size)
+    before = evaluate_groups(model, groups[:1], corpus, "dev", config.training.eval_batch_size)
 
     if replay == 0:  # old heads (and old tasks' own adapters, if any) stay as trained
         for task in old:
@@ -200,7 +201,8 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console)
     summary = trainer.fit()
 
-    dev, test = (score(model, groups, corpus, split, config.training.eval_batch_size) for split in ("dev", "test"))
+    dev, test = (evaluate_groups(model, groups, corpus, split, config.training.eval_batch_size)
+                 for split in ("dev", "test"))
     run_dir.save_summary(build_summary(dev, test, summary["best_epoch"], summary["train_seconds"], summary["steps"],
                                        summary["examples_seen"]))
     retention = {

@@ -21,7 +21,7 @@ def shared_layer_groups(model: MultiTaskModel) -> list[list[nn.Parameter]]:
     out. Why check: a parameter missing from every group would escape layer-wise decay and freezing.
     """
     encoder = model.encoder
-    own = {id(p) for task in model.heads for p in encoder.task_parameters(task).values()}
+    own = model.task_encoder_parameter_ids()
     groups = [[p for p in group if p.requires_grad and id(p) not in own] for group in encoder.layer_groups()]
     counts = Counter(id(p) for group in groups for p in group)
     names = {id(p): name for name, p in encoder.named_parameters()}

@@ -1,21 +1,13 @@
-"""Optional solver dependencies of gradient methods, checked when a method is constructed."""
+"""Helpers of the TorchJD-backed gradient methods: building the TorchJD weighting (its optional solvers
+checked at construction) and trace normalisation."""
 
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.util import find_spec
-from types import ModuleType
 
 from torch import Tensor
 
-from polytask.errors import MissingDependencyError
-
-
-def require(package: str, feature: str, extra: str = "balancing") -> ModuleType:
-    """Import ``package`` or raise MissingDependencyError naming the extra that provides it."""
-    if find_spec(package) is None:
-        raise MissingDependencyError(package, extra, feature)
-    return import_module(package)
+from polytask.dependencies import require
 
 
 def torchjd_weighting(class_name: str, feature: str, *, quadprog: dict | None = None, **kwargs):
@@ -23,10 +15,10 @@ def torchjd_weighting(class_name: str, feature: str, *, quadprog: dict | None = 
 
     ``quadprog``: options of TorchJD's quadprog dual-cone projector, for the methods that use it.
     """
-    require("torchjd", feature)
+    require("torchjd", feature, "balancing")
     if quadprog is not None:
-        require("quadprog", feature)
-        require("qpsolvers", feature)
+        require("quadprog", feature, "balancing")
+        require("qpsolvers", feature, "balancing")
         kwargs["projector"] = import_module("torchjd._linalg").QuadprogProjector(**quadprog)
     aggregation = import_module("torchjd.aggregation")
     return getattr(aggregation, class_name)(**kwargs)

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
-from polytask.balancing.aggregators._deps import require
 from polytask.balancing.registry import register_method
+from polytask.dependencies import require
 
 
 @register_method("cagrad", kind="aggregator", needs="gramian",
@@ -32,7 +32,7 @@ class CAGrad(GramianWeighting):
         if rescale not in (0, 1, 2):
             raise ValueError(f"rescale must be 0, 1 or 2, got {rescale}")
         self.c, self.rescale = float(c), rescale
-        self._optimize = require("scipy", "CAGrad")
+        self._optimize = require("scipy", "CAGrad", "balancing")
         from scipy.optimize import minimize
 
         self._minimize = minimize

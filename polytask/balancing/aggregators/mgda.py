@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
-from polytask.balancing.aggregators._deps import require
 from polytask.balancing.registry import register_method
+from polytask.dependencies import require
 
 
 @register_method("mgda", kind="aggregator", needs="gramian",
@@ -29,7 +29,7 @@ class MGDA(GramianWeighting):
         if normalization not in ("none", "l2"):
             raise ValueError(f"normalization must be 'none' or 'l2', got {normalization!r}")
         self.normalization = normalization
-        self._quadprog = require("quadprog", "MGDA")
+        self._quadprog = require("quadprog", "MGDA", "balancing")
 
     def weights(self, gramian: Tensor, tasks: Sequence[str]) -> Tensor:
         g = gramian.detach().cpu().double().numpy()

@@ -14,8 +14,8 @@ import warnings
 from torch import nn
 
 from polytask.config import AdapterConfig
+from polytask.dependencies import require
 from polytask.errors import ConfigError
-from polytask.models.encoders.pretrained import require
 
 FIELD = "encoder.adapters"
 
@@ -25,7 +25,7 @@ def add_lora(model: nn.Module, name: str, config: AdapterConfig) -> nn.Module:
 
     Every parameter keeps its ``requires_grad``; the new adapter's parameters train.
     """
-    peft = require("peft", "peft", "encoder.adapters")
+    peft = require("peft", "encoder.adapters", "transformers")
     before = {p: p.requires_grad for p in model.parameters()}
     lora = peft.LoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
                            target_modules=config.target_modules, bias="none")

