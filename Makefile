@@ -25,8 +25,12 @@ demo: venv
 test: venv
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q --durations=10 tests
 
+# Timings: run on an otherwise idle machine (each script interleaves what it compares).
 bench: venv
 	$(PY) benchmarks/balancing_overhead.py --out benchmarks/results/balancing_overhead.json
+	$(PY) benchmarks/balancing_overhead.py --workloads minilm --methods ew,uw,mgda,pcgrad,upgrad --steps 3 --rounds 3 --out benchmarks/results/balancing_overhead_minilm.json
+	$(PY) benchmarks/encoder_throughput.py --out benchmarks/results/encoder_throughput.json
+	POLYTASK_DATA=$${POLYTASK_DATA:-../shared/data} $(PY) benchmarks/step_throughput.py --out benchmarks/results/step_throughput.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
