@@ -7,6 +7,7 @@ modules are imported on first use.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 __version__ = "0.1.0"
@@ -67,12 +68,29 @@ def finetune(run_dir: Any, add_task: Any, out: Any, freeze_encoder: bool = False
 
 def affinity(config: Any, out: str | None = None, every: int = 10, groups: int = 2,
              overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
-             lookahead: str = "optimizer") -> dict[str, Any]:
-    """Train once, measuring inter-task affinity every ``every`` steps; return matrices and best grouping into ``groups``."""
+             lookahead: str = "optimizer", measure: str = "lookahead", seeds: int = 1,
+             jobs: int = 1) -> dict[str, Any]:
+    """Inter-task affinity and the best grouping into ``groups`` models; the dictionary of ``affinity.json``.
+
+    ``measure="lookahead"``: one joint run, TAG lookahead every ``every`` steps. ``measure="pairs"``:
+    every task alone and every pair trained over ``seeds`` seeds in ``out`` (required), ``jobs`` at a time.
+    """
     from polytask.config import resolve_config
+    from polytask.errors import PolytaskError
+
+    experiment_config = resolve_config(config, overrides)
+    if measure == "pairs":
+        from polytask.evidence.pairwise import run_pairwise
+
+        if out is None:
+            raise PolytaskError("measure='pairs' trains many runs and needs an out directory")
+        file = None if not isinstance(config, (str, Path)) else str(config)
+        return run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=file)
+    if measure != "lookahead":
+        raise PolytaskError(f"unknown affinity measure {measure!r}; choose lookahead or pairs")
     from polytask.evidence.affinity import run_affinity
 
-    return run_affinity(resolve_config(config, overrides), out, every=every, groups=groups, lookahead=lookahead,
+    return run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead,
                         progress=progress)
 
 

@@ -156,23 +156,46 @@ class Lookahead(str, Enum):
     sgd = "sgd"
 
 
+class AffinityMeasure(str, Enum):
+    lookahead = "lookahead"
+    pairs = "pairs"
+
+
 @app.command(rich_help_panel=EVIDENCE)
 @user_errors
 def affinity(
     config: Annotated[Path, typer.Argument(help="YAML experiment config")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="directory for affinity.json, the heatmaps and the run")],
-    every: Annotated[int, typer.Option(help="measure every K training steps")] = 10,
+    out: Annotated[Path, typer.Option("--out", "-o", help="directory for affinity.json, the heatmaps and the run(s)")],
+    measure: Annotated[AffinityMeasure, typer.Option(help="lookahead: TAG affinity during one joint run (Fifty et al. 2021); pairs: train every task alone and every pair, compare dev metrics (Standley et al. 2020)")] = AffinityMeasure.lookahead,
+    every: Annotated[int, typer.Option(help="lookahead: measure every K training steps")] = 10,
     groups: Annotated[int, typer.Option(help="recommend a grouping into at most G models")] = 2,
     lookahead: Annotated[Lookahead, typer.Option(help="lookahead step: the training optimizer's update rule (Adam: preconditioned by its second moments) or plain SGD")] = Lookahead.optimizer,
+    seeds: Annotated[int, typer.Option(help="pairs: seeds per run, training.seed + 0..N-1")] = 1,
+    jobs: Annotated[int, typer.Option(help="pairs: runs trained in parallel worker processes (rerun to resume)")] = 1,
     set_: Overrides = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier measurement in OUT")] = False,
     quiet: Quiet = False,
 ) -> None:
-    """Train CONFIG once, measuring which tasks help which (TAG lookahead affinity); recommend task groups."""
+    """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
     from polytask.config import load_config
-    from polytask.evidence.affinity import grouping_table, matrix_table, run_affinity
+    from polytask.evidence.affinity import check_affinity_out, grouping_table, matrix_table, run_affinity
 
     experiment_config = load_config(config, set_ or [])
+    if measure is AffinityMeasure.pairs:
+        from polytask.evidence.pairwise import run_pairwise
+
+        check_affinity_out(out, "pairs", overwrite)
+        result = run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=str(config),
+                              console=errors)
+        n = len(result["seeds"])
+        console.print(matrix_table(result["tasks"], result["affinity"],
+                                   f"pairwise transfer (%), mean of {n} seed(s): change of column j's dev "
+                                   "metric when trained beside row i, vs alone"))
+        console.print(grouping_table(result))
+        console.print(f"affinity.json, transfer.png and the runs saved in {out}", highlight=False)
+        return
+    if seeds != 1 or jobs != 1:
+        raise PolytaskError("--seeds and --jobs apply to --measure pairs; the lookahead measure is one run")
     result = run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead.value,
                           overwrite=overwrite, progress=not quiet, console=errors)
     n = result["measurements"]

@@ -191,8 +191,8 @@ def run_affinity(config: ExperimentConfig, out: str | Path | None = None, *, eve
     out = Path(out) if out is not None else None
     if out is not None:
         require("matplotlib", "polytask affinity's heatmaps", "report")  # drawn after training
-    if out is not None and (out / AFFINITY_JSON).exists() and not overwrite:
-        raise PolytaskError(f"{out} already holds {AFFINITY_JSON}; choose another --out or pass --overwrite")
+    if out is not None:
+        check_affinity_out(out, "lookahead", overwrite)
     summary = train_run(config, out / RUN if out is not None else None, overwrite=overwrite, progress=progress,
                         console=console, callbacks=[meter])
     if not meter.measurements:
@@ -208,11 +208,31 @@ def run_affinity(config: ExperimentConfig, out: str | Path | None = None, *, eve
     return result
 
 
+def check_affinity_out(out: Path, measure: str, overwrite: bool) -> None:
+    """Refuse to replace an earlier measurement in ``out`` without ``overwrite``.
+
+    A pairwise measurement may find its own earlier result: rerunning it resumes its runs.
+    """
+    import json
+
+    existing = Path(out) / AFFINITY_JSON
+    if overwrite or not existing.is_file():
+        return
+    try:
+        earlier = json.loads(existing.read_text()).get("measure", "lookahead")
+    except (OSError, ValueError, AttributeError):
+        earlier = "unreadable"
+    if measure == "pairs" and earlier == "pairs":
+        return
+    raise PolytaskError(f"{out} already holds {AFFINITY_JSON} (measure: {earlier}); choose another --out "
+                        "or pass --overwrite")
+
+
 def affinity_result(meter: AffinityMeter, groups: int) -> dict[str, Any]:
     """The JSON-ready result: mean matrices (null where unmeasured), the best grouping and the runners-up."""
     affinity, cosine = meter.mean("affinity"), meter.mean("cosine")
     ranked = best_groupings(meter.tasks, affinity, groups)
-    return {"tasks": meter.tasks, "affinity": _json_matrix(affinity), "cosine": _json_matrix(cosine),
+    return {"measure": "lookahead", "tasks": meter.tasks, "affinity": _json_matrix(affinity), "cosine": _json_matrix(cosine),
             "pairs_measured": [[int(c) for c in row] for row in meter.counts["affinity"]],
             "measurements": meter.measurements, "every": meter.every, "lookahead": meter.lookahead,
             "lookahead_rules": sorted(meter.rules), "max_groups": groups,

@@ -74,6 +74,32 @@ def method_config(base: dict[str, Any], method: str, kind: str) -> dict[str, Any
     return data
 
 
+def task_subset_config(base: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any]:
+    """``base`` trained on ``tasks`` only, everything else as configured (encoder, budget, balancing, sampling).
+
+    Options keyed by task name (static weights, sampling rates) keep the chosen tasks' entries;
+    ``tasks_per_step`` above the number of tasks becomes ``all``; an epoch counted over a task
+    left out is counted over the largest remaining one. Used for the pair runs of pairwise affinity.
+    """
+    data = copy.deepcopy(base)
+    names = set(data["tasks"])
+    data["tasks"] = {task: data["tasks"][task] for task in tasks}
+    data["heads"] = {name: head for name, head in (data.get("heads") or {}).items() if name in tasks}
+    training = data.setdefault("training", {})
+    epoch = training.get("epoch") or {}
+    if epoch.get("task") not in (None, *tasks):
+        training["epoch"] = {**epoch, "task": None}
+    for section in ("balancing", "sampling"):
+        options = (data.get(section) or {}).get("options") or {}
+        for key, value in options.items():
+            if isinstance(value, dict) and value and set(value) <= names:
+                options[key] = {task: v for task, v in value.items() if task in tasks}
+    sampling = data.get("sampling") or {}
+    if isinstance(sampling.get("tasks_per_step"), int) and sampling["tasks_per_step"] > len(tasks):
+        sampling["tasks_per_step"] = "all"
+    return data
+
+
 def plan_runs(base: dict[str, Any], methods: Sequence[str], seeds: Sequence[int], out: Path,
               threads: int, file: str | None = None) -> list[PlannedRun]:
     """Every run of the comparison, each config validated and its balancer built once (errors before any training)."""
@@ -83,6 +109,12 @@ def plan_runs(base: dict[str, Any], methods: Sequence[str], seeds: Sequence[int]
     groups: list[tuple[str, str, dict[str, Any]]] = [
         (method, method, method_config(base, method, known[method].kind)) for method in methods]
     groups += [(f"{STL}-{task}", STL, single_task_config(base, task)) for task in base["tasks"]]
+    return plan_groups(groups, seeds, out, threads, file)
+
+
+def plan_groups(groups: Sequence[tuple[str, str, dict[str, Any]]], seeds: Sequence[int], out: Path,
+                threads: int, file: str | None = None) -> list[PlannedRun]:
+    """One validated run per ``(group, label, config)`` and seed, in ``out/runs/GROUP/seed-S``."""
     runs = []
     for group, label, data in groups:
         for seed in seeds:
