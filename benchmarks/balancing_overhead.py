@@ -26,7 +26,8 @@ Rows: every registered method (``available_methods()``): loss weightings once; g
 aggregators in mode ``exact`` (per-task gradients of all shared parameters every step),
 ``representation`` (the encoder's top-layer word states), ``subset`` (tagger: the second
 BiLSTM layer; mlp: the last trunk layer; minilm: the last transformer layer) and ``every-10``
-(exact, weights recomputed every 10 steps); plus library ``torchjd`` rows:
+(exact, weights recomputed every 10 steps); FAMO once more with ``update: next_batch`` (mode
+``next-batch``: no extra forward pass); plus library ``torchjd`` rows:
 ``torchjd.autojac.mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator on the same model.
 LibMTL is not compared: ``pip install libmtl`` is not available on this machine's index.
 
@@ -61,6 +62,8 @@ from polytask.balancing.registry import available_methods, build_balancer  # noq
 from polytask.errors import MissingDependencyError  # noqa: E402
 
 EVERY_K = 10
+# Loss-weighting options measured as extra rows, under the mode name given here.
+WEIGHTING_VARIANTS = {"famo": [("next-batch", {"update": "next_batch"})]}
 
 
 # --------------------------------------------------------------------------- workloads
@@ -201,14 +204,15 @@ def polytask_rows(workload: str, tasks: list[str], subset: list[str], only: set[
         if only and name not in only and name != "ew":
             continue
         if info.kind == "weighting":
-            configs = [("exact", {})]
+            configs = [("exact", {})] + [(mode, {"options": options}) for mode, options in WEIGHTING_VARIANTS.get(name, [])]
         else:
             configs = [("exact", {}), ("representation", {"mode": "representation"}),
                        ("subset", {"mode": "subset", "shared_params": subset}),
                        (f"every-{EVERY_K}", {"update_every": EVERY_K})]
         for mode, kwargs in configs:
             try:
-                balancer = build_balancer(name, tasks, **kwargs)
+                kwargs = dict(kwargs)
+                balancer = build_balancer(name, tasks, kwargs.pop("options", None), **kwargs)
             except Exception as error:  # a method that cannot run here is reported, not hidden
                 failures.append({"workload": workload, "method": name, "library": "polytask", "mode": mode,
                                  "error": f"{type(error).__name__}: {error}"})

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import Balancer, StepContext
-from polytask.balancing.engine import MODES, GradientEngine, Mode, VjpStrategy, gradient_statistics
+from polytask.balancing.engine import MODES, GradientEngine, Mode, TaskJacobian, VjpStrategy, gradient_statistics
 from polytask.errors import ConfigError
 
 
@@ -59,6 +59,14 @@ class Aggregator(ABC):
     @abstractmethod
     def aggregate(self, jacobian: Tensor, tasks: Sequence[str]) -> Tensor:
         """The update vector of length P."""
+
+    def aggregate_jacobian(self, jacobian: TaskJacobian) -> list[Tensor]:
+        """The update, one tensor per target of the engine's Jacobian.
+
+        The default stacks the T×P matrix for ``aggregate``; a coordinate-wise method may work
+        block by block instead and never hold the stacked copy.
+        """
+        return jacobian.split(self.aggregate(jacobian.matrix(), jacobian.tasks))
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -137,7 +145,7 @@ class GradientBalancer(Balancer):
             self._steps_since_update = 1
         else:
             weights = None
-            update = jacobian.split(self.method(jacobian.matrix(), tasks))
+            update = self.method.aggregate_jacobian(jacobian)
             # GradDrop-like aggregators sum masked task gradients with coefficient 1.
             stats["weights"] = {t: 1.0 for t in tasks}
         self.engine.apply_update(jacobian, update, weights, losses, context)

@@ -25,8 +25,9 @@ class Combination:
 
     ``loss``'s gradient is the method's whole update. For most methods it is ``Σ w_t L_t``
     with detached weights; UW, IMTL-L, GLS and FAMO combine the losses non-linearly; GradNorm
-    and DB-MTL add a term whose value is zero but whose gradient carries the method's own
-    update (to its weights, or to the shared parameters). ``weights`` holds the effective
+    adds a term whose value is zero but whose gradient carries the method's own update to its
+    weights. (DB-MTL, whose shared update is a sum of gradient averages, overrides ``backward``
+    and writes it through the gradient engine instead.) ``weights`` holds the effective
     weight ``∂loss/∂L_t`` on each present task's loss; ``diagnostics`` extra JSON-able stats.
     """
 

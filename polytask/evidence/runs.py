@@ -206,11 +206,15 @@ def train_planned(config: dict[str, Any], path: str) -> dict[str, Any]:
 
 
 def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
-            report: Callable[[PlannedRun, dict[str, Any], str], None] | None = None) -> dict[str, dict[str, Any]]:
+                     report: Callable[[PlannedRun, dict[str, Any], str], None] | None = None,
+                     train: Callable[[dict[str, Any], str], dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
     """Train every incomplete run (``jobs`` spawn worker processes, or in this process for 1); summaries by run name.
 
-    ``report(run, summary, status)`` is called as each run is found complete ("done") or finishes ("trained").
+    ``train(config, path)`` trains one run (default ``train_planned``; a top-level function, so
+    workers can import it). ``report(run, summary, status)`` is called as each run is found
+    complete ("done") or finishes ("trained").
     """
+    train = train or train_planned
     summaries: dict[str, dict[str, Any]] = {}
     pending = []
     for run in runs:
@@ -227,22 +231,28 @@ def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
         run.path.parent.mkdir(parents=True, exist_ok=True)
     if jobs <= 1:
         for run in pending:
-            summaries[run.name] = train_planned(run.config, str(run.path))
+            summaries[run.name] = train(run.config, str(run.path))
             if report:
                 report(run, summaries[run.name], "trained")
         return summaries
     import multiprocessing
     from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(train_planned, run.config, str(run.path)): run for run in pending}
+        futures = {pool.submit(train, run.config, str(run.path)): run for run in pending}
         remaining = set(futures)
         try:
             while remaining:
                 done, remaining = wait(remaining, return_when=FIRST_EXCEPTION)
                 for future in done:
                     run = futures[future]
-                    summaries[run.name] = future.result()  # re-raises a worker's error here
+                    try:
+                        summaries[run.name] = future.result()  # re-raises a worker's error here
+                    except BrokenProcessPool:
+                        raise PolytaskError(
+                            f"a worker process died while training {run.name} (killed, or out of memory); "
+                            "finished runs are kept: rerun the same command to resume") from None
                     if report:
                         report(run, summaries[run.name], "trained")
         except BaseException:

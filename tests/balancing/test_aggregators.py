@@ -309,3 +309,23 @@ def test_missing_solver_is_reported_at_construction(monkeypatch):
         build_balancer("upgrad", ["a"])
     with pytest.raises(MissingDependencyError, match="quadprog"):
         build_balancer("mgda", ["a"])
+
+
+def test_graddrop_blockwise_keeps_one_sign_per_coordinate_with_the_purity_as_probability():
+    """The engine's block-by-block path: each coordinate is the sum of the positive parts (with
+    probability P = (1 + S/M)/2) or of the negative parts; over many draws the mean matches."""
+    from polytask.balancing.engine import TaskJacobian
+
+    torch.manual_seed(0)
+    jacobian = random_jacobian(3, 3, 12)
+    targets = [torch.zeros(2, 3), torch.zeros(6)]
+    rows = [[g[:6].view(2, 3), g[6:]] for g in jacobian]
+    blocks = TaskJacobian(tasks_of(3), rows, targets)
+    positive, negative = jacobian.clamp(min=0).sum(0), jacobian.clamp(max=0).sum(0)
+    purity = 0.5 * (1 + jacobian.sum(0) / jacobian.abs().sum(0))
+    draws = torch.stack([torch.cat([u.flatten() for u in GradDrop().aggregate_jacobian(blocks)]) for _ in range(4000)])
+    assert bool((torch.isclose(draws, positive) | torch.isclose(draws, negative)).all())
+    kept_positive = torch.isclose(draws, positive).double().mean(0)
+    torch.testing.assert_close(kept_positive, purity.double(), atol=0.03, rtol=0)
+    leaky = torch.cat([u.flatten() for u in GradDrop(leak=1.0).aggregate_jacobian(blocks)])
+    torch.testing.assert_close(leaky, jacobian.sum(0))

@@ -229,6 +229,31 @@ def test_famo_default_adam_moves_the_faster_task_down() -> None:
         famo.after_optimizer_step(before, make_context({}))
 
 
+def test_famo_next_batch_takes_the_same_logit_step_one_step_later_without_a_recompute() -> None:
+    """update: next_batch reads the losses after step k off step k+1's forward pass: given those
+    losses, the logits match same_batch's exactly, and no loss is recomputed."""
+    first = {"a": 2.0, "b": 1.0, "c": 3.0}
+    second = {"a": 1.0, "b": 0.8}  # "c" has no labels in the next step: its logit waits
+    same, delayed = FAMO(["a", "b", "c"], w_lr=0.1), FAMO(["a", "b", "c"], w_lr=0.1, update="next_batch")
+    same.backward(leaf_losses(first), make_context({}))
+    same.after_optimizer_step({t: torch.tensor(v) for t, v in first.items() if t != "c"},
+                              make_context({}, recompute=lambda: {t: torch.tensor(v) for t, v in second.items()}))
+    delayed.backward(leaf_losses(first), make_context({}))
+    delayed.after_optimizer_step({t: torch.tensor(v) for t, v in first.items()}, make_context({}))  # no recompute
+    assert all(p.item() == 0.0 for p in delayed.logits.values())  # nothing known yet about the update's effect
+    state = delayed.state_dict()
+    resumed = FAMO(["a", "b", "c"], w_lr=0.1, update="next_batch")
+    resumed.load_state_dict(state)  # the pending losses survive a checkpoint
+    for famo in (delayed, resumed):
+        weights = famo.backward(leaf_losses(second), make_context({}))["weights"]
+        assert {t: famo.logits[t].item() for t in "abc"} == pytest.approx({t: same.logits[t].item() for t in "abc"})
+        assert famo.logits["c"].item() == 0.0 and not famo.pending
+        expected = same.backward(leaf_losses(second), make_context({}))["weights"]
+        assert {t: float(w) for t, w in weights.items()} == pytest.approx({t: float(w) for t, w in expected.items()})
+    with pytest.raises(TypeError, match="update must be"):
+        FAMO(["a"], update="later")
+
+
 def gradnorm_problem(y: tuple[float, float, float]):
     # h = W x with x = (3, 4); L_t = (c_t h - y_t)^2, so ∇_W L_t = 2 (c_t h - y_t) c_t x and
     # ||∇_W L_t|| = |2 (c_t h - y_t) c_t| · 5.

@@ -334,3 +334,21 @@ def test_cli_user_errors_are_one_line_exit_2(tmp_path: Path, arguments: list[str
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and expected in lines[0], result.output
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def _die(config: dict, path: str) -> dict:
+    """A worker that dies the way an out-of-memory kill does: no exception, the process is gone."""
+    import os
+
+    os._exit(9)
+
+
+def test_a_dead_worker_is_a_one_line_error_and_finished_runs_are_kept(tmp_path: Path) -> None:
+    finished = PlannedRun("stl-tag", "stl", 1, {}, tmp_path / "runs" / "stl-tag" / "seed-1")
+    finished.path.mkdir(parents=True)
+    (finished.path / "summary.json").write_text(json.dumps(_summary({"tag": {"accuracy": 1.0}})))
+    (finished.path / "config.yaml").write_text(yaml.safe_dump({}))
+    doomed = PlannedRun("ew", "ew", 1, {}, tmp_path / "runs" / "ew" / "seed-1")
+    with pytest.raises(PolytaskError, match=r"worker process died while training ew/seed-1 .* rerun the same command"):
+        runs_module.train_incomplete([finished, doomed], jobs=2, train=_die)
+    assert (finished.path / "summary.json").is_file()

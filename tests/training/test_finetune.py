@@ -177,3 +177,29 @@ def test_cli_finetune_prints_the_retention_table_and_rejects_a_bad_task_file(tra
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert str(bad) in lines[0] and "tasks.ner.scheme" in lines[0]
     assert not (tmp_path / "bad-run").exists()
+
+
+def test_per_task_adapters_frozen_encoder_trains_only_the_new_tasks_adapter_and_head(tmp_path: Path) -> None:
+    """With one LoRA adapter per task, --freeze-encoder keeps the pretrained weights and the old
+    tasks' adapters and heads bit for bit, while the new task gets its own adapter, which trains."""
+    pytest.importorskip("peft", reason="peft is not installed (polytask[transformers])")
+    from tests.models.tiny_transformer import make_tiny_bert
+
+    data = tiny_config_dict()
+    del data["tasks"]["sentiment"]
+    data["encoder"] = {"type": "transformer", "model": str(make_tiny_bert(tmp_path / "bert")), "max_length": 16,
+                       "adapters": {"r": 2, "per_task": True}}
+    data["heads"] = {}
+    data["training"].update(epochs=1, lr=0.01)
+    train_run(validate_config(data), tmp_path / "run", progress=False)
+    task_file = tmp_path / "add-ner.yaml"
+    task_file.write_text(yaml.safe_dump({"tasks": {"ner": ner_task()}}))
+    out = tmp_path / "plus-ner"
+    retention = finetune_run(tmp_path / "run", task_file, out, freeze_encoder=True, overrides=QUICK, progress=False)
+    assert all(entry["change"] == 0.0 for metrics in retention["tasks"].values() for entry in metrics.values())
+    old, new = load_file(str(tmp_path / "run" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert all(torch.equal(old[k], new[k]) for k in old)  # base weights, old adapters, old heads
+    added = [k for k in new if k not in old]
+    assert any(".lora_" in k and ".ner." in k for k in added) and any(k.startswith("heads.ner.") for k in added)
+    lora_b = [k for k in added if ".lora_B." in k and ".ner." in k]
+    assert lora_b and any(new[k].abs().sum() > 0 for k in lora_b)  # LoRA's B starts at zero: nonzero = trained

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import Aggregator
+from polytask.balancing.engine import TaskJacobian
 from polytask.balancing.registry import register_method
 
 
@@ -22,7 +23,13 @@ from polytask.balancing.registry import register_method
                  paper="Chen et al. 2020, Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign "
                        "Dropout, NeurIPS")
 class GradDrop(Aggregator):
-    """Masked sum of the task gradients; ``leak`` lets that fraction of every gradient through."""
+    """Masked sum of the task gradients; ``leak`` lets that fraction of every gradient through.
+
+    Per coordinate, with S = Σᵢ gᵢ and M = Σᵢ |gᵢ|: purity P = (1 + S/M)/2 and one uniform draw
+    U; the positive parts (Σᵢ max(gᵢ, 0) = (S + M)/2) are kept where P > U and the negative parts
+    ((S − M)/2) where P < U. The update needs only S and M, so it is computed one parameter block
+    at a time from the task gradients without stacking the T×P Jacobian.
+    """
 
     def __init__(self, leak: float = 0.0):
         if not 0.0 <= leak <= 1.0:
@@ -30,10 +37,30 @@ class GradDrop(Aggregator):
         self.leak = float(leak)
 
     def aggregate(self, jacobian: Tensor, tasks: Sequence[str]) -> Tensor:
-        total, magnitude = jacobian.sum(0), jacobian.abs().sum(0)
-        purity = 0.5 * (1 + torch.where(magnitude > 0, total / magnitude.clamp(min=torch.finfo(jacobian.dtype).tiny), 0))
+        return self._drop(jacobian.sum(0), jacobian.abs().sum(0))
+
+    def aggregate_jacobian(self, jacobian: TaskJacobian) -> list[Tensor]:
+        updates = []
+        for k in range(len(jacobian.targets)):
+            blocks = [row[k] for row in jacobian.rows]
+            total = torch.stack(blocks).sum(0) if len(blocks) > 4 else _sum(blocks)
+            magnitude = _sum([b.abs() for b in blocks])
+            updates.append(self._drop(total, magnitude))
+        return updates
+
+    def _drop(self, total: Tensor, magnitude: Tensor) -> Tensor:
+        tiny = torch.finfo(total.dtype).tiny
+        purity = 0.5 * (1 + torch.where(magnitude > 0, total / magnitude.clamp(min=tiny), 0))
         draw = torch.rand_like(purity)
-        keep = torch.where(jacobian > 0, purity > draw, (jacobian < 0) & (purity < draw))
+        positive, negative = 0.5 * (total + magnitude), 0.5 * (total - magnitude)
+        kept = torch.where(purity > draw, positive, 0) + torch.where(purity < draw, negative, 0)
         if self.leak > 0:
-            return ((self.leak + (1 - self.leak) * keep.to(jacobian.dtype)) * jacobian).sum(0)
-        return (keep * jacobian).sum(0)
+            return self.leak * total + (1 - self.leak) * kept
+        return kept
+
+
+def _sum(blocks: list[Tensor]) -> Tensor:
+    total = blocks[0].clone()
+    for block in blocks[1:]:
+        total.add_(block)
+    return total

@@ -9,8 +9,9 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
+from polytask.balancing.engine import GradientEngine, TaskJacobian
 from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option, zero_valued
+from polytask.balancing.weighting import Combination, LossWeighting, check_option
 
 _EPSILON = 1e-8
 
@@ -34,8 +35,8 @@ class DualBalancing(LossWeighting):
     the shared parameters per task), ``ḡ_t ← β_k ḡ_t + (1 - β_k) g_t`` with
     ``β_k = beta / k^beta_sigma`` (k: the task's update count, ``ḡ_t`` starting at 0), and
     ``α_t = max_j ||ḡ_j|| / (||ḡ_t|| + 1e-8)``. The heads receive ``∇ log(L_t + 1e-8)``; the
-    shared parameters receive ``Σ_t α_t ḡ_t`` (through a zero-valued correction term, so the
-    gradient still arrives by ``backward``). Cost: T + 1 backward passes over the shared part.
+    shared parameters receive ``Σ_t α_t ḡ_t``, written directly by the gradient engine (mode
+    ``exact``). Cost: T backward passes over the shared part, as an exact gradient aggregator.
 
     Options: ``beta`` (default 0.9), ``beta_sigma`` (default 0). Partial labels: only present
     tasks' averages update, and the max and sum run over the present tasks.
@@ -56,42 +57,44 @@ class DualBalancing(LossWeighting):
         self.beta_sigma = float(beta_sigma)
         self.buffers: dict[str, Tensor] = {}
         self.updates: dict[str, int] = {}
+        self.engine = GradientEngine("exact")
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
+        raise NotImplementedError("db_mtl writes the shared update itself: call backward()")
+
+    def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
+        """Per-task gradients of ``log(L_t + ε)`` from the gradient engine (T passes, the heads get
+        their own), the moving averages updated in place, ``Σ_t α_t ḡ_t`` written to the shared ``.grad``."""
+        self._check_tasks(losses)
         tasks = list(losses)
-        shared = [p for p in context.shared_parameters.values() if p.requires_grad]
         log_losses = {task: torch.log(losses[task] + _EPSILON) for task in tasks}
-        if not shared:  # a frozen encoder: no shared gradient to balance, the heads get ∇ log L_t
-            values = torch.stack([losses[task].detach() for task in tasks]) + _EPSILON
-            return Combination(loss=sum(log_losses.values()), weights=dict(zip(tasks, (1 / values).unbind())))
-        plain = None
-        for task in tasks:
-            grads = torch.autograd.grad(log_losses[task], shared, retain_graph=True, allow_unused=True)
-            flat = torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(shared, grads)])
-            plain = flat if plain is None else plain + flat
-            previous = self.buffers.get(task)
-            if previous is not None and previous.numel() != flat.numel():
-                previous = None  # the trainable shared set changed (gradual unfreezing): restart the average
+        values = torch.stack([losses[task].detach() for task in tasks]) + _EPSILON
+        if not any(p.requires_grad for p in context.shared_parameters.values()):
+            # a frozen encoder: no shared gradient to balance, the heads get ∇ log L_t
+            torch.stack(list(log_losses.values())).sum().backward()
+            return {"weights": dict(zip(tasks, (1 / values).tolist()))}
+        jacobian = self.engine.task_jacobian(log_losses, context)
+        sizes = [t.numel() for t in jacobian.targets]
+        for task, row in zip(tasks, jacobian.rows):
+            buffer = self.buffers.get(task)
+            if buffer is not None and buffer.numel() != sum(sizes):
+                buffer = None  # the trainable shared set changed (gradual unfreezing): restart the average
                 self.updates[task] = 0
+            if buffer is None:
+                buffer = row[0].new_zeros(sum(sizes))
             count = self.updates.get(task, 0) + 1
             beta = self.beta / count**self.beta_sigma
-            previous = torch.zeros_like(flat) if previous is None else previous.to(flat.device, flat.dtype)
-            self.buffers[task] = beta * previous + (1 - beta) * flat
-            self.updates[task] = count
+            buffer = buffer.to(row[0].device, row[0].dtype)
+            for block, gradient in zip(torch.split(buffer, sizes), row):
+                block.mul_(beta).add_(gradient.reshape(-1), alpha=1 - beta)
+            self.buffers[task], self.updates[task] = buffer, count
         norms = torch.stack([self.buffers[task].norm() for task in tasks])
         scales = norms.max() / (norms + _EPSILON)
-        balanced = sum(scales[i] * self.buffers[task] for i, task in enumerate(tasks))
-        correction = balanced - plain
-        offsets = torch.split(correction, [p.numel() for p in shared])
-        steer = sum((p * c.view_as(p)).sum() for p, c in zip(shared, offsets))
-
-        total = sum(log_losses.values()) + zero_valued(steer)
-        values = torch.stack([losses[task].detach() for task in tasks]) + _EPSILON
-        return Combination(
-            loss=total,
-            weights=dict(zip(tasks, (scales / values).unbind())),
-            diagnostics={"grad_scales": dict(zip(tasks, scales.tolist()))},
-        )
+        averaged = TaskJacobian(tasks, [jacobian.split(self.buffers[task]) for task in tasks], jacobian.targets)
+        update = averaged.combine(scales)
+        self.engine.apply_update(jacobian, update, None, log_losses, context)
+        return {"weights": dict(zip(tasks, (scales / values).tolist())),
+                "grad_scales": dict(zip(tasks, scales.tolist()))}
 
     def extra_state(self) -> dict[str, Any]:
         return {

@@ -41,10 +41,14 @@ class FAMO(LossWeighting):
 
     Options: ``gamma`` (logit weight decay, default 0.01), ``w_lr`` (logit learning rate,
     default 0.025), ``min_losses`` (a number or ``{task: L*}``, default 0: the losses' lower
-    bounds), ``logit_optimizer`` (``"adam"`` or ``"sgd"``). Partial labels: the softmax and
+    bounds), ``logit_optimizer`` (``"adam"`` or ``"sgd"``), ``update``: ``"same_batch"`` (the
+    paper's δ, at the cost of one extra forward pass per step) or ``"next_batch"`` (no extra
+    pass: the losses after step k are read off step k+1's forward pass, on the next batch, so
+    δ mixes the update's effect with the batch change; the logit step for step k is taken at
+    the start of step k+1, over the tasks present in both). Partial labels: the softmax and
     the logit update run over the tasks present; absent tasks' logits and moments are untouched.
-    State: the logits (CPU scalars, stepped by FAMO's own optimizer, not by the trainer) and
-    that optimizer's state.
+    State: the logits (CPU scalars, stepped by FAMO's own optimizer, not by the trainer), that
+    optimizer's state and, with ``next_batch``, the losses waiting for their successor.
     """
 
     name = "famo"
@@ -57,6 +61,7 @@ class FAMO(LossWeighting):
         w_lr: float = 0.025,
         min_losses: float | Mapping[str, float] = 0.0,
         logit_optimizer: str = "adam",
+        update: str = "same_batch",
     ) -> None:
         super().__init__(task_names)
         check_option(isinstance(gamma, (int, float)) and gamma >= 0, "gamma must be a number >= 0")
@@ -64,6 +69,10 @@ class FAMO(LossWeighting):
         check_option(
             logit_optimizer in ("adam", "sgd"), f"logit_optimizer must be 'adam' or 'sgd', got {logit_optimizer!r}"
         )
+        check_option(update in ("same_batch", "next_batch"),
+                     f"update must be 'same_batch' or 'next_batch', got {update!r}")
+        self.update = update
+        self.pending: dict[str, float] = {}  # next_batch: the losses of the last step, before its update
         self.min_losses = per_task_option(min_losses, self.task_names, "min_losses", default=0.0)
         self.logits = {task: nn.Parameter(torch.tensor(0.0)) for task in self.task_names}
         optimizer = torch.optim.Adam if logit_optimizer == "adam" else torch.optim.SGD
@@ -79,6 +88,12 @@ class FAMO(LossWeighting):
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         tasks = list(losses)
+        if self.update == "next_batch" and self.pending:
+            both = [task for task in tasks if task in self.pending]
+            if both:
+                self._step_logits({t: torch.tensor(self.pending[t]) for t in both},
+                                  {t: losses[t].detach().float().cpu() for t in both})
+            self.pending = {}
         gaps = self._gaps(losses)
         z = self.task_weights(tasks).to(gaps.device)
         c = (z / gaps.detach()).sum()
@@ -87,16 +102,24 @@ class FAMO(LossWeighting):
         return Combination(loss=total, weights=dict(zip(tasks, effective.unbind())))
 
     def after_optimizer_step(self, losses: Mapping[str, Tensor], context: StepContext) -> None:
+        tasks = list(losses)
+        if self.update == "next_batch":
+            self.pending = {task: float(losses[task].detach()) for task in tasks}
+            return
         if context.recompute_losses is None:
             raise ValueError("famo needs StepContext.recompute_losses to see the losses after the optimizer step")
-        tasks = list(losses)
         with torch.no_grad():
             after = context.recompute_losses()
         missing = [task for task in tasks if task not in after]
         if missing:
             raise ValueError(f"famo: recompute_losses returned no loss for {missing}")
-        before_gaps = self._gaps({task: losses[task].detach() for task in tasks})
-        after_gaps = self._gaps({task: after[task].detach() for task in tasks})
+        self._step_logits({task: losses[task].detach() for task in tasks}, {task: after[task].detach() for task in tasks})
+
+    def _step_logits(self, before: Mapping[str, Tensor], after: Mapping[str, Tensor]) -> None:
+        """One logit step from the losses before and after an update, over the tasks of ``before``."""
+        tasks = list(before)
+        before_gaps = self._gaps(before)
+        after_gaps = self._gaps({task: after[task] for task in tasks})
         delta = (torch.log(before_gaps) - torch.log(after_gaps)).float().cpu()
         z = self.task_weights(tasks)
         direction = z * (delta - (z * delta).sum())
@@ -109,6 +132,7 @@ class FAMO(LossWeighting):
         return {
             "logits": {task: p.item() for task, p in self.logits.items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "pending": dict(self.pending),
         }
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
@@ -117,3 +141,4 @@ class FAMO(LossWeighting):
                 if task in self.logits:
                     self.logits[task].fill_(float(value))
         self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        self.pending = {task: float(value) for task, value in state.get("pending", {}).items()}
