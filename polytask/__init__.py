@@ -39,7 +39,7 @@ _EXPORTS = {
     "PolytaskError": "polytask.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "affinity", "compare", "finetune", "train"])
+__all__ = sorted([*_EXPORTS, "affinity", "compare", "finetune", "resume", "train"])
 
 
 def __getattr__(name: str) -> Any:
@@ -92,6 +92,13 @@ def affinity(config: Any, out: str | None = None, every: int = 10, groups: int =
 
     return run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead,
                         progress=progress)
+
+
+def resume(run: str, progress: bool = True) -> dict[str, Any]:
+    """Continue the interrupted training run in ``run`` from its last checkpoint; return its summary."""
+    from polytask.training.run import resume_run
+
+    return resume_run(run, progress=progress)
 
 
 def compare(config: Any, methods: list[str] | str, seeds: int = 3, out: str = "compare", jobs: int = 1,

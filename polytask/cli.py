@@ -70,6 +70,20 @@ def train(
 
 @app.command(rich_help_panel=MODELS)
 @user_errors
+def resume(
+    run: Annotated[Path, typer.Argument(help="run directory of an interrupted 'polytask train'")],
+    quiet: Quiet = False,
+) -> None:
+    """Continue an interrupted training run from its last checkpoint, exactly as if it had not stopped."""
+    from polytask.training.run import resume_run
+
+    summary = resume_run(run, progress=not quiet, console=errors)
+    console.print(summary_table(summary, f"best epoch {summary['best_epoch']} · {summary['train_seconds']:.0f}s"))
+    console.print(f"run saved in {run}")
+
+
+@app.command(rich_help_panel=MODELS)
+@user_errors
 def finetune(
     run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
     add_task: Annotated[Path, typer.Option("--add-task", help="YAML with the new task(s): 'tasks:' and optional 'heads:'")],

@@ -108,7 +108,7 @@ class AdapterConfig(StrictModel):
     train_encoder: bool = Field(False, description="also train the pretrained weights (default: frozen, only adapters train)")
 
 
-_TRANSFORMER_ONLY = ("model", "max_length", "window_stride", "adapters")
+_TRANSFORMER_ONLY = ("model", "max_length", "window_stride", "adapters", "chunk_rows")
 
 
 class EncoderConfig(StrictModel):
@@ -124,6 +124,9 @@ class EncoderConfig(StrictModel):
     window_stride: int | None = Field(None, gt=0, description="transformer: pieces between the starts of "
                                                                "overlapping windows (null: half a window)")
     adapters: AdapterConfig | None = Field(None, description="transformer: LoRA adapters (null: fine-tune every weight)")
+    chunk_rows: int | None = Field(None, gt=0, description="transformer: run the batch's windows sorted by length in "
+                                                           "chunks of this many, each padded only to its own longest "
+                                                           "(null: 16)")
     word_dim: int = Field(100, gt=0)
     min_word_count: int = Field(1, ge=1)
     lowercase: bool = False
@@ -194,6 +197,8 @@ class TrainingConfig(StrictModel):
     clip_norm: float | None = Field(5.0, gt=0)
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (null: torch's default)")
     log_every: int = Field(10, ge=1, description="write step diagnostics to metrics.jsonl every N steps")
+    checkpoint_every: int | None = Field(None, gt=0, description="also save a resumable checkpoint every N steps "
+                                                                "(one is always saved at the end of each epoch)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
 
     @model_validator(mode="after")

@@ -25,3 +25,40 @@ def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwr
         run_dir.create()
         run_dir.save_setup(experiment)
     return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks).fit()
+
+
+def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None) -> dict[str, Any]:
+    """Continue the interrupted ``polytask train`` run in ``path`` from its last checkpoint, exactly.
+
+    The experiment is rebuilt from the run's ``config.yaml`` (its data read again) and must give
+    the same vocabularies and label spaces as when the run started; metrics written after the
+    checkpoint are dropped and written again.
+    """
+    import json
+
+    import yaml
+
+    from polytask.config import validate_config
+    from polytask.errors import PolytaskError
+    from polytask.training.run_dir import CHECKPOINT, CONFIG, LABELS, SUMMARY, VOCAB
+
+    run = Path(path)
+    if not (run / CHECKPOINT).is_file():
+        if (run / SUMMARY).is_file():
+            raise PolytaskError(f"{run} finished training already (summary.json is there); nothing to resume")
+        if not (run / CONFIG).is_file():
+            raise PolytaskError(f"{run} is not a run directory: {CONFIG} is missing")
+        raise PolytaskError(f"{run} has no checkpoint: it stopped before the end of its first epoch "
+                            "(or training.checkpoint_every steps); train it again")
+    config = validate_config(yaml.safe_load((run / CONFIG).read_text()), file=str(run / CONFIG))
+    experiment = build_experiment(config)
+    vocabulary = json.loads(json.dumps(experiment.model.encoder.featurizer.to_json()))
+    labels = {name: {"type": task.type_name, "labels": task.labels_to_json()} for name, task in experiment.tasks.items()}
+    for name, rebuilt in ((VOCAB, vocabulary), (LABELS, json.loads(json.dumps(labels)))):
+        if json.loads((run / name).read_text()) != rebuilt:
+            raise PolytaskError(f"cannot resume {run}: its config now gives a different {name} (the data changed "
+                                "since the run started, or the run was not made by polytask train)")
+    run_dir = RunDirectory.existing(run)
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console)
+    trainer.load_checkpoint(run_dir.load_checkpoint())
+    return trainer.fit()

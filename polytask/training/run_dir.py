@@ -12,8 +12,8 @@ from polytask.config import validate_config
 from polytask.errors import PolytaskError
 from polytask.training.setup import Experiment, build_model, build_tasks
 
-CONFIG, MODEL, LABELS, VOCAB, METRICS, SUMMARY = (
-    "config.yaml", "model.safetensors", "labels.json", "vocab.json", "metrics.jsonl", "summary.json")
+CONFIG, MODEL, LABELS, VOCAB, METRICS, SUMMARY, CHECKPOINT = (
+    "config.yaml", "model.safetensors", "labels.json", "vocab.json", "metrics.jsonl", "summary.json", "checkpoint.pt")
 
 
 class RunDirectory:
@@ -25,6 +25,13 @@ class RunDirectory:
             raise PolytaskError(f"{self.path} exists and is not a directory")
         if self.path.is_dir() and any(self.path.iterdir()) and not overwrite:
             raise PolytaskError(f"{self.path} already holds files; choose another --out or pass --overwrite")
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunDirectory:
+        """An existing run directory, to continue writing into (``polytask resume``)."""
+        run = cls.__new__(cls)
+        run.path = Path(path)
+        return run
 
     def create(self) -> RunDirectory:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -49,6 +56,29 @@ class RunDirectory:
 
     def save_summary(self, summary: dict[str, Any]) -> None:
         write_json(self.path / SUMMARY, summary)
+
+    def save_checkpoint(self, state: dict[str, Any]) -> None:
+        """``state`` plus the length of metrics.jsonl so far, replacing the previous checkpoint atomically."""
+        import os
+
+        import torch
+
+        state = {**state, "metrics_bytes": (self.path / METRICS).stat().st_size}
+        partial = self.path / (CHECKPOINT + ".partial")
+        torch.save(state, partial)
+        os.replace(partial, self.path / CHECKPOINT)  # a crash mid-write leaves the previous checkpoint whole
+
+    def load_checkpoint(self) -> dict[str, Any]:
+        """The last checkpoint, with metrics.jsonl cut back to what had been written when it was saved."""
+        import torch
+
+        state = torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)  # tensors and plain values
+        with (self.path / METRICS).open("r+b") as stream:
+            stream.truncate(state["metrics_bytes"])
+        return state
+
+    def remove_checkpoint(self) -> None:
+        (self.path / CHECKPOINT).unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: Any) -> None:

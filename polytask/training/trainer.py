@@ -4,7 +4,9 @@ Each step: the step builder assembles one batch from the sampled tasks, one forw
 gives every present task's loss, the configured ``Balancer`` turns the losses into
 gradients (the only place balancing happens), then clipping, the optimizer, the schedule
 and the balancer's post-step hook. Dev metrics each epoch drive best-model selection and
-early stopping on the mean of the tasks' normalised primary metrics.
+early stopping on the mean of the tasks' normalised primary metrics. A checkpoint of the whole
+loop state after each epoch (and every ``checkpoint_every`` steps) lets an interrupted run
+continue exactly (``load_checkpoint``; ``polytask resume``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from polytask.balancing.balancer import StepContext
 from polytask.balancing.registry import build_balancer
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
+from polytask.errors import PolytaskError
 from polytask.evaluation.evaluate import evaluate
 from polytask.tasks.normalise import selection_score
 from polytask.training.callbacks import Callback
@@ -31,6 +34,8 @@ from polytask.training.optim import build_optimizer, build_param_groups, build_s
 from polytask.training.run_dir import MODEL, RunDirectory
 from polytask.training.setup import Experiment
 from polytask.training.unfreezing import EncoderFreezer
+
+CHECKPOINT_VERSION = 1
 
 
 def seed_everything(seed: int) -> None:
@@ -66,8 +71,11 @@ class Trainer:
         self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
         self.freezer.start_epoch(1)
         self.step = 0
-        self.epoch = 1
+        self.epoch = 1  # the epoch being trained (after the last one: epochs + 1)
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0, "dev": {}}
+        self.stale, self.stopped = 0, False  # epochs without improvement; early stopping reached
+        self.elapsed = 0.0  # training seconds before this process (a resumed run)
+        self.running: dict[str, float] = {}  # smoothed losses for the progress bar
 
     # ------------------------------------------------------------------------------
     def losses(self, batch: Batch, tasks: list[str], logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -112,28 +120,38 @@ class Trainer:
 
     # ------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
-        """Train for the configured budget; restore and return the summary of the best epoch."""
-        training, started = self.config.training, time.perf_counter()
+        """Train for the configured budget (from a loaded checkpoint onwards); restore and return the best epoch's summary.
+
+        With a run directory, a checkpoint is saved at the end of every epoch (and every
+        ``training.checkpoint_every`` steps): ``polytask resume`` continues from it exactly.
+        """
+        training = self.config.training
+        started = time.perf_counter() - self.elapsed
         epochs = math.ceil(self.total_steps / self.steps_per_epoch)
-        patience, stale = training.early_stopping.patience, 0
-        running: dict[str, float] = {}
+        patience = training.early_stopping.patience
         with self._progress() as progress:
-            bar = progress.add_task("training", total=self.total_steps, losses="")
-            for epoch in range(1, epochs + 1):
-                self.epoch = epoch
-                if self.freezer.start_epoch(epoch):
+            bar = progress.add_task("training", total=self.total_steps, completed=self.step,
+                                    losses=self._progress_text(self.running))
+            while self.epoch <= epochs and not self.stopped:
+                epoch = self.epoch
+                epoch_start = (epoch - 1) * self.steps_per_epoch
+                if self.freezer.start_epoch(epoch) and self.step == epoch_start:
                     self._log_unfreezing(progress, epoch)
                 epoch_end = min(epoch * self.steps_per_epoch, self.total_steps)
                 while self.step < epoch_end:
                     batch = self.steps.build(self.step, self.total_steps)
                     record = self.train_step(batch)
                     for task, value in record["losses"].items():
-                        running[task] = value if task not in running else 0.95 * running[task] + 0.05 * value
+                        previous = self.running.get(task)
+                        self.running[task] = value if previous is None else 0.95 * previous + 0.05 * value
                     if self.run_dir and (self.step % training.log_every == 0 or self.step == 1):
                         self.run_dir.log({"kind": "step", "step": self.step, "epoch": epoch,
                                           "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present_tasks,
                                           "seen": dict(self.steps.seen), **record})
-                    progress.update(bar, advance=1, losses=self._progress_text(running))
+                    progress.update(bar, advance=1, losses=self._progress_text(self.running))
+                    every = training.checkpoint_every
+                    if every and self.step % every == 0 and self.step < epoch_end:
+                        self.save_checkpoint(time.perf_counter() - started)
                 dev = self.evaluate("dev")
                 score = selection_score(self.tasks, dev)
                 improved = score > self.best["score"]
@@ -147,16 +165,22 @@ class Trainer:
                 if improved:
                     self.best = {"score": score, "epoch": epoch, "dev": dev,
                                  "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
-                    stale = 0
+                    self.stale = 0
                     if self.run_dir:
                         self.run_dir.save_model(self.experiment, MODEL)
                 else:
-                    stale += 1
-                    if patience and stale >= patience:
-                        progress.console.print(f"early stopping: no improvement for {stale} epochs")
-                        break
+                    self.stale += 1
+                    if patience and self.stale >= patience:
+                        progress.console.print(f"early stopping: no improvement for {self.stale} epochs")
+                        self.stopped = True
+                self.epoch += 1
+                self.save_checkpoint(time.perf_counter() - started)
         if "state" in self.best:
             self.model.load_state_dict(self.best.pop("state"))
+        elif self.best["epoch"] and self.run_dir:  # resumed after the best epoch: its weights are in the run
+            from safetensors.torch import load_file
+
+            self.model.load_state_dict(load_file(str(self.run_dir.path / MODEL)))
         seconds = time.perf_counter() - started
         test = self.evaluate("test")
         if self.run_dir and test:
@@ -164,7 +188,50 @@ class Trainer:
         summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
         if self.run_dir:
             self.run_dir.save_summary(summary)
+            self.run_dir.remove_checkpoint()
         return summary
+
+    # ------------------------------------------------------------------------------
+    def save_checkpoint(self, elapsed: float) -> None:
+        """Everything ``load_checkpoint`` needs to continue exactly, written atomically to the run directory."""
+        if self.run_dir is None:
+            return
+        self.elapsed = elapsed
+        self.run_dir.save_checkpoint(self.checkpoint_state())
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The model, optimizer, schedule, balancer, step builder, random states and loop counters."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "step": self.step, "epoch": self.epoch, "stopped": self.stopped, "stale": self.stale,
+            "best": {k: v for k, v in self.best.items() if k != "state"},
+            "elapsed": self.elapsed, "running": dict(self.running),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "balancer": self.balancer.state_dict(),
+            "steps": self.steps.state_dict(),
+            "rng": {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        }
+
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        """Continue from ``checkpoint_state()``: the next ``fit`` resumes at the saved step."""
+        if state.get("version") != CHECKPOINT_VERSION:
+            raise PolytaskError(f"the checkpoint has format version {state.get('version')!r}; this polytask reads "
+                                f"version {CHECKPOINT_VERSION}")
+        self.step, self.epoch, self.stopped, self.stale = state["step"], state["epoch"], state["stopped"], state["stale"]
+        self.best, self.elapsed, self.running = dict(state["best"]), state["elapsed"], dict(state["running"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.balancer.load_state_dict(state["balancer"])
+        self.steps.load_state_dict(state["steps"])
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        name, keys, position, has_gauss, gauss = rng["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
 
     def _log_unfreezing(self, progress: Progress, epoch: int) -> None:
         groups = self.freezer.trainable
@@ -185,6 +252,12 @@ class Trainer:
         parts = [f"{task} " + " ".join(f"{m}={v:.2f}" for m, v in metrics.items()) for task, metrics in dev.items()]
         mark = " *" if improved else ""
         progress.console.print(f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+
+
+def _numpy_state() -> tuple:
+    """NumPy's global random state with plain Python values (the checkpoint loads without unpickling code)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    return name, [int(k) for k in keys], int(position), int(has_gauss), float(gauss)
 
 
 def _count(n: int) -> str:

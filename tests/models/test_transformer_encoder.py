@@ -152,6 +152,34 @@ def test_windowing_works_in_batches(tiny_bert) -> None:
                 assert torch.allclose(a[0], b[i, : len(sentence)], atol=1e-5)
 
 
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3])
+def test_length_sorted_chunks_give_the_states_of_one_padded_call(tiny_bert, chunk_rows) -> None:
+    """Windows of very different lengths (a long sentence split in windows, short ones) run sorted
+    by length in chunks cut to their own longest: every word state and its gradient are those of
+    one call over the whole padded batch."""
+    sentences = [LONG, ["a"], CRAFTED, LONG[5:25], ["b", "c"]]
+    whole = built(tiny_bert, max_length=10, chunk_rows=1000)
+    chunked = built(tiny_bert, max_length=10, chunk_rows=chunk_rows)
+    chunked.load_state_dict(whole.state_dict())
+    inputs = whole.featurizer(sentences)
+    assert inputs["input_ids"].shape[0] > chunk_rows  # several chunks
+    outputs = []
+    for encoder in (whole, chunked):
+        encoder.zero_grad()
+        layers = encoder(**inputs).layers
+        (layers[-1] * torch.linspace(-1, 1, layers[-1].shape[-1])).sum().backward()
+        outputs.append((layers, [p.grad.clone() for p in encoder.parameters() if p.grad is not None]))
+    for a, b in zip(outputs[0][0], outputs[1][0]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    for a, b in zip(outputs[0][1], outputs[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_chunk_rows_is_a_transformer_setting() -> None:
+    with pytest.raises(ValueError, match="chunk_rows only apply to encoder type 'transformer'"):
+        EncoderConfig(type="bilstm", chunk_rows=8)
+
+
 # ---------------------------------------------------------------------------------------- interface
 def test_layer_groups_are_embeddings_then_each_layer_without_the_unused_pooler(tiny_bert) -> None:
     encoder = built(tiny_bert)

@@ -34,6 +34,8 @@ from polytask.models.encoders.subwords import (
 from polytask.models.encoders.windows import plan_windows
 
 SHARED_ADAPTER = "shared"
+DEFAULT_CHUNK_ROWS = 16
+"""Windows per transformer call when ``encoder.chunk_rows`` is not set."""
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 _UNUSED = re.compile(r"(?:^|\.)pooler\.")  # word states come from hidden states; the pooler never runs into a loss
 
@@ -149,6 +151,7 @@ class TransformerEncoder(Encoder):
         self.pool = SUBWORD_POOLING[config.subword_pooling]
         self.adapters = config.adapters
         self.task_conditioned = bool(self.adapters and self.adapters.per_task)
+        self.chunk_rows = config.chunk_rows or DEFAULT_CHUNK_ROWS
         self._frozen: set[int] = set()
 
     def build(self) -> None:
@@ -211,6 +214,32 @@ class TransformerEncoder(Encoder):
                 groups[-1].append(p)
         return groups
 
+    def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor) -> tuple[Tensor, Tensor]:
+        """Every layer's states of the windows, [layers, windows, length, dim], and ``piece_index`` into them.
+
+        The windows run sorted by length in chunks of ``chunk_rows``, each cut to its own longest
+        window, so a short sentence batched with long ones (a mixed multi-task step) is not padded
+        to their length; the attention mask makes the states of real pieces the same either way.
+        The states stay in sorted order and ``piece_index`` is renumbered to match.
+        """
+        windows, width = input_ids.shape
+        lengths = attention_mask.sum(1)
+        if windows <= self.chunk_rows:
+            used = max(int(lengths.max()), 1) if windows else width
+            output = self.model(input_ids=input_ids[:, :used], attention_mask=attention_mask[:, :used],
+                                output_hidden_states=True)
+            return _pad_length(torch.stack(output.hidden_states), width), piece_index
+        order = torch.argsort(lengths, stable=True)
+        chunks = []
+        for rows in order.split(self.chunk_rows):
+            used = max(int(lengths[rows].max()), 1)
+            output = self.model(input_ids=input_ids[rows, :used], attention_mask=attention_mask[rows, :used],
+                                output_hidden_states=True)
+            chunks.append(_pad_length(torch.stack(output.hidden_states), width))
+        position = torch.empty_like(order)
+        position[order] = torch.arange(windows, device=order.device)  # window w is row position[w] of the sorted states
+        return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
+
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
                 word_end: Tensor, mask: Tensor, task: str | None = None) -> EncoderOutput:
         if self.task_conditioned:
@@ -219,8 +248,13 @@ class TransformerEncoder(Encoder):
             if task is None:
                 raise ValueError("an encoder with per-task adapters needs forward(..., task=NAME)")
             activate(self.model, task)
-        output = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
-        hidden = torch.stack(output.hidden_states)  # [layers, windows, length, dim]
+        hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index)
         pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
         words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
         return EncoderOutput(layers=list(words.unbind(0)), mask=mask)
+
+
+def _pad_length(hidden: Tensor, width: int) -> Tensor:
+    """[layers, rows, used, dim] states zero-padded on the right to ``width`` positions."""
+    missing = width - hidden.shape[2]
+    return hidden if missing == 0 else torch.nn.functional.pad(hidden, (0, 0, 0, missing))
