@@ -2,8 +2,9 @@
 
 Why: a fair baseline trains each task alone with everything else held equal (encoder, budget,
 early stopping, seeds), and a comparison of many runs must survive an interruption: a run is
-complete once its ``summary.json`` exists, so rerunning the same command skips finished runs
-and redoes only the unfinished ones.
+complete once its ``summary.json`` exists, so rerunning the same command skips finished runs;
+an unfinished run continues from its last checkpoint (``polytask resume``), or starts again if
+it stopped before its first one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from polytask.errors import ConfigError, PolytaskError
-from polytask.training.run_dir import CONFIG, SUMMARY
+from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY
 
 STL = "stl"
 """The run label of the single-task baselines."""
@@ -191,18 +192,31 @@ def first_difference(old: Any, new: Any, path: str = "") -> str | None:
 
 
 def train_planned(config: dict[str, Any], path: str) -> dict[str, Any]:
-    """Train one planned run into ``path`` (a fresh directory); top-level so worker processes can import it."""
+    """Train one planned run into ``path``, or continue it from its checkpoint; top-level so workers can import it."""
     import torch
     from rich.console import Console
 
     from polytask.config import validate_config
-    from polytask.training.run import train_run
+    from polytask.training.run import resume_run, train_run
 
     threads = torch.get_num_threads()
     try:
+        if (Path(path) / CHECKPOINT).is_file():
+            return resume_run(path, progress=False, console=Console(quiet=True))
         return train_run(validate_config(config), path, progress=False, console=Console(quiet=True))
     finally:
         torch.set_num_threads(threads)
+
+
+def resumable(run: PlannedRun) -> bool:
+    """An interrupted run with a checkpoint, trained with the planned config: it continues instead of restarting."""
+    if not (run.path / CHECKPOINT).is_file():
+        return False
+    try:
+        stored = yaml.safe_load((run.path / CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    return first_difference(_comparable(stored), _comparable(run.config)) is None
 
 
 def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
@@ -226,8 +240,8 @@ def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
             if report:
                 report(run, summary, "done")
     for run in pending:
-        if run.path.exists():
-            shutil.rmtree(run.path)  # an interrupted run: start it again from scratch
+        if run.path.exists() and not resumable(run):
+            shutil.rmtree(run.path)  # interrupted before its first checkpoint (or another config): start again
         run.path.parent.mkdir(parents=True, exist_ok=True)
     if jobs <= 1:
         for run in pending:

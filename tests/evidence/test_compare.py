@@ -352,3 +352,36 @@ def test_a_dead_worker_is_a_one_line_error_and_finished_runs_are_kept(tmp_path: 
     with pytest.raises(PolytaskError, match=r"worker process died while training ew/seed-1 .* rerun the same command"):
         runs_module.train_incomplete([finished, doomed], jobs=2, train=_die)
     assert (finished.path / "summary.json").is_file()
+
+
+def test_an_interrupted_run_with_a_checkpoint_continues_exactly(compared: tuple[Path, dict], tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run cut off after its first epoch's checkpoint is continued, not restarted, and ends as if never cut."""
+    from safetensors.torch import load_file
+
+    import polytask.training.run as run_module
+    from polytask.training.callbacks import Callback
+    from polytask.training.run import train_run
+
+    class Crash(Callback):
+        def before_step(self, trainer, batch) -> None:
+            if trainer.step == 5:
+                raise KeyboardInterrupt("cut off in epoch 2")
+
+    out, _ = compared
+    target = tmp_path / "cut"
+    shutil.copytree(out, target)
+    run = target / "runs" / "pcgrad" / "seed-4"
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    shutil.rmtree(run)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(validate_config(stored), run, progress=False, callbacks=[Crash()])
+    assert (run / "checkpoint.pt").is_file()
+    resumed: list[str] = []
+    real = run_module.resume_run
+    monkeypatch.setattr(run_module, "resume_run", lambda path, **kw: resumed.append(str(path)) or real(path, **kw))
+    result = compare(validate_config(tiny_compare_config()), ["ew", "pcgrad"], seeds=2, out=target)
+    assert resumed == [str(run)]  # continued from the checkpoint, not trained again from scratch
+    original, continued = load_file(str(out / "runs/pcgrad/seed-4/model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert all(original[k].equal(continued[k]) for k in original)
+    assert result["tasks"] == compared[1]["tasks"]
