@@ -1,4 +1,4 @@
-"""The ``polytask`` command line: train, finetune, evaluate, predict, demo, affinity, compare, report, methods."""
+"""The ``polytask`` command line: train, resume, finetune, evaluate, predict, serve, demo, affinity, compare, report, methods."""
 
 from __future__ import annotations
 
@@ -163,6 +163,24 @@ def predict(
     else:
         output.write_text(lines, encoding="utf-8")
         errors.print(f"{len(records)} predictions written to {output}")
+
+
+@app.command(rich_help_panel=MODELS)
+@user_errors
+def serve(
+    run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    max_batch: Annotated[int, typer.Option(help="most inputs one request may hold")] = 256,
+) -> None:
+    """Serve RUN over HTTP: POST /predict answers every task from one encoder pass; GET /tasks, /health."""
+    from polytask.serving.http import serve as serve_run
+    from polytask.training.run_dir import load_run
+
+    if max_batch < 1:
+        raise PolytaskError(f"--max-batch must be at least 1, not {max_batch}")
+    load_run(run)  # a broken run directory is a one-line error before the server starts
+    serve_run(str(run), host=host, port=port, max_batch=max_batch)
 
 
 class Lookahead(str, Enum):
