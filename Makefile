@@ -27,6 +27,8 @@ test: venv
 
 # Timings: run on an otherwise idle machine (each script interleaves what it compares).
 bench: venv
+	# LibMTL side by side; --no-deps: its torchvision dependency has no CPU build for torch 2.13 here
+	$(PIP_INSTALL) --no-deps 'libmtl==1.1.5'
 	$(PY) benchmarks/balancing_overhead.py --out benchmarks/results/balancing_overhead.json
 	$(PY) benchmarks/balancing_overhead.py --workloads minilm --methods ew,uw,mgda,pcgrad,upgrad --steps 3 --rounds 3 --out benchmarks/results/balancing_overhead_minilm.json
 	$(PY) benchmarks/encoder_throughput.py --out benchmarks/results/encoder_throughput.json

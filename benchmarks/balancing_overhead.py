@@ -28,8 +28,12 @@ aggregators in mode ``exact`` (per-task gradients of all shared parameters every
 BiLSTM layer; mlp: the last trunk layer; minilm: the last transformer layer) and ``every-10``
 (exact, weights recomputed every 10 steps); FAMO once more with ``update: next_batch`` (mode
 ``next-batch``: no extra forward pass); plus library ``torchjd`` rows:
-``torchjd.autojac.mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator on the same model.
-LibMTL is not compared: ``pip install libmtl`` is not available on this machine's index.
+``torchjd.autojac.mtl_backward`` + ``jac_to_grad`` with TorchJD's aggregator on the same model;
+and library ``libmtl`` rows: LibMTL 1.1.5's weighting classes (``pip install --no-deps libmtl``; see
+``import_libmtl_weighting`` for why without torchvision) on the same model, given the attributes
+LibMTL's Trainer would give them (shared parameters, task count, loss history, and for
+``rep_grad`` per-task copies of the representation for the heads to read), in the modes LibMTL
+supports.
 
 Time: wall-clock median of the full step (forward, balancing backward, optimizer step); ``mean_ms``
 is reported too because every-k medians hide the recomputation steps, and the process CPU time
@@ -71,9 +75,22 @@ class Workload(nn.Module):
     """A shared encoder with task heads; ``subset`` names the shared parameters of mode ``subset``."""
 
     subset: list[str]
+    heads: nn.ModuleDict
 
     def optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        """The shared representation the heads read."""
+        raise NotImplementedError
+
+    def losses_from(self, states: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each task's loss, its head reading ``states[task]``."""
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        states = self.encode(batch)
+        return states, self.losses_from({t: states for t in self.heads}, batch)
 
 
 class Tagger(Workload):
@@ -93,10 +110,11 @@ class Tagger(Workload):
         self.encoder = encoder
         self.heads = nn.ModuleDict({"pos": nn.Linear(256, 45), "chunk": nn.Linear(256, 23), "ner": nn.Linear(256, 9)})
 
-    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        states = self.encoder(word_ids=batch["words"], mask=batch["mask"]).layers[-1]
-        losses = {t: nn.functional.cross_entropy(h(states).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
-        return states, losses
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.encoder(word_ids=batch["words"], mask=batch["mask"]).layers[-1]
+
+    def losses_from(self, states: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {t: nn.functional.cross_entropy(h(states[t]).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
 
     @staticmethod
     def batches(n: int) -> list[dict[str, Tensor]]:
@@ -116,9 +134,11 @@ class MLP(Workload):
         self.encoder = nn.ModuleDict({"trunk": nn.Sequential(nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU())})
         self.heads = nn.ModuleDict({t: nn.Linear(512, 10) for t in ("a", "b", "c")})
 
-    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        states = self.encoder["trunk"](batch["x"])
-        return states, {t: nn.functional.cross_entropy(h(states), batch[t]) for t, h in self.heads.items()}
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.encoder["trunk"](batch["x"])
+
+    def losses_from(self, states: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {t: nn.functional.cross_entropy(h(states[t]), batch[t]) for t, h in self.heads.items()}
 
     @staticmethod
     def batches(n: int) -> list[dict[str, Tensor]]:
@@ -151,11 +171,11 @@ class MiniLM(Workload):
     def optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=5e-5, weight_decay=0.01)
 
-    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        inputs = {k: v for k, v in batch.items() if k not in self.heads}
-        states = self.encoder(**inputs).layers[-1]
-        losses = {t: nn.functional.cross_entropy(h(states).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
-        return states, losses
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.encoder(**{k: v for k, v in batch.items() if k not in self.heads}).layers[-1]
+
+    def losses_from(self, states: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {t: nn.functional.cross_entropy(h(states[t]).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
 
     def batches(self, n: int) -> list[dict[str, Tensor]]:
         vocab = self.encoder.featurizer.tokenizer.get_vocab()
@@ -193,6 +213,7 @@ class Row:
     mode: str
     backward: Callable[[dict[str, Tensor], StepContext], None]
     balancer: Balancer | None = None
+    split: bool = False  # heads read per-task copies of the representation (LibMTL's rep_grad mode)
     times: list[float] = field(default_factory=list)
     cpu_times: list[float] = field(default_factory=list)
     note: str = ""
@@ -245,6 +266,91 @@ def torchjd_rows(workload: str, tasks: list[str], only: set[str] | None) -> tupl
     return rows, failures
 
 
+# LibMTL's implementation (class in LibMTL.weighting, its backward() options, the modes it supports: it refuses
+# representation gradients for most gradient methods, and GradDrop works on representations only).
+LIBMTL = {
+    "ew": ("EW", {}, ["exact"]), "uw": ("UW", {}, ["exact"]), "dwa": ("DWA", {"T": 2.0}, ["exact"]),
+    "gls": ("GLS", {}, ["exact"]), "rlw": ("RLW", {"dist": "Normal"}, ["exact"]),
+    "gradnorm": ("GradNorm", {"alpha": 1.5}, ["exact"]),
+    "mgda": ("MGDA", {"mgda_gn": "none"}, ["exact", "representation"]), "pcgrad": ("PCGrad", {}, ["exact"]),
+    "gradvac": ("GradVac", {"beta": 0.5}, ["exact"]), "cagrad": ("CAGrad", {"calpha": 0.4, "rescale": 1}, ["exact"]),
+    "graddrop": ("GradDrop", {"leak": 0.0}, ["representation"]),
+}
+
+
+def import_libmtl_weighting():
+    """``LibMTL.weighting`` without running ``LibMTL/__init__.py``.
+
+    The package's ``__init__`` imports its example models, which need torchvision; the only
+    torchvision on this machine's index for torch 2.13 is a CUDA build whose extension does not
+    load beside the CPU torch (and, installed, it breaks transformers' imports). The weighting
+    methods themselves need only torch and numpy, so the package is entered as a bare namespace.
+    """
+    import importlib
+    import importlib.util
+    import types
+
+    spec = importlib.util.find_spec("LibMTL")
+    if spec is None:
+        raise ImportError("LibMTL is not installed (pip install --no-deps libmtl)")
+    if "LibMTL" not in sys.modules:
+        package = types.ModuleType("LibMTL")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["LibMTL"] = package
+    return importlib.import_module("LibMTL.weighting")
+
+
+def libmtl_rows(workload: str, harness: Harness, tasks: list[str], only: set[str] | None) -> tuple[list[Row], list[dict]]:
+    """LibMTL's weighting classes on the same model, through the attributes its Trainer would give them."""
+    import numpy as np
+
+    try:
+        module = import_libmtl_weighting()
+    except ImportError as error:
+        return [], [{"workload": workload, "method": "*", "library": "libmtl", "mode": "*", "error": str(error)}]
+    shared = list(harness.shared.values())
+    rows, failures = [], []
+    for name, (class_name, options, modes) in LIBMTL.items():
+        if only and name not in only and name != "ew":
+            continue
+        for mode in modes:
+            rep_grad = mode == "representation"
+
+            class Adapter(getattr(module, class_name)):
+                def get_share_params(self):
+                    return shared
+
+                def zero_grad_share_params(self):
+                    for p in shared:
+                        if p.grad is not None:
+                            p.grad.zero_()
+
+            method = Adapter()
+            method.task_num, method.task_name, method.device = len(tasks), list(tasks), torch.device("cpu")
+            method.rep_grad, method.epoch = rep_grad, 0
+            method.train_loss_buffer = np.zeros((len(tasks), 10_000))
+            method.init_param()
+            extra = list(method.parameters())
+            if extra:  # UW's and GradNorm's loss scales train with the model, as in LibMTL's Trainer
+                harness.optimizer.add_param_group({"params": extra})
+
+            def backward(losses: dict[str, Tensor], context: StepContext, method=method, options=options) -> None:
+                method.epoch = context.epoch or 0
+                stacked = torch.stack([losses[t] for t in tasks])
+                # LibMTL's Trainer records each epoch's mean losses (GradNorm divides by epoch 0's, DWA
+                # reads the last two). Rows take turns, so epochs pass while a row waits: the epochs
+                # since its last step are filled with this step's losses.
+                since = getattr(method, "recorded_until", -1) + 1
+                method.train_loss_buffer[:, since : method.epoch + 1] = stacked.detach().numpy()[:, None]
+                method.recorded_until = max(since - 1, method.epoch)
+                if method.rep_grad:
+                    method.rep, method.rep_tasks = context.representation[0], harness.rep_tasks
+                method.backward(stacked, **options)
+
+            rows.append(Row(workload, name, "libmtl", mode, backward, split=rep_grad))
+    return rows, failures
+
+
 # --------------------------------------------------------------------------- measurement
 class Harness:
     """One model and optimizer per workload; every row trains it for its steps in turn."""
@@ -257,13 +363,19 @@ class Harness:
         self.shared = {name: p for name, p in self.model.encoder.named_parameters() if p.requires_grad}
         self.batches = self.model.batches(8)
         self.cursor = 0
+        self.rep_tasks: dict[str, Tensor] = {}  # per-task copies of the representation, for split rows
 
     def step(self, row: Row, zero_grad: bool = True) -> None:
         batch = self.batches[self.cursor % len(self.batches)]
         self.cursor += 1
         if zero_grad:
             self.optimizer.zero_grad(set_to_none=True)
-        states, losses = self.model(batch)
+        if row.split:
+            states = self.model.encode(batch)
+            self.rep_tasks = {t: states.detach().clone().requires_grad_() for t in self.model.heads}
+            losses = self.model.losses_from(self.rep_tasks, batch)
+        else:
+            states, losses = self.model(batch)
 
         def recompute() -> dict[str, Tensor]:
             with torch.no_grad():
@@ -304,7 +416,8 @@ def measure(workload: str, steps: int, rounds: int, only: set[str] | None) -> tu
     tasks = list(harness.model.heads)
     rows, failures = polytask_rows(workload, tasks, harness.model.subset, only)
     jd_rows, jd_failures = torchjd_rows(workload, tasks, only)
-    rows, failures = rows + jd_rows, failures + jd_failures
+    lib_rows, lib_failures = libmtl_rows(workload, harness, tasks, only)
+    rows, failures = rows + jd_rows + lib_rows, failures + jd_failures + lib_failures
     runnable = []
     for row in rows:  # warm-up: first-call allocations, auto VJP strategy selection
         try:
@@ -323,7 +436,7 @@ def measure(workload: str, steps: int, rounds: int, only: set[str] | None) -> tu
                 row.times.append(time.perf_counter() - start)
                 row.cpu_times.append(time.process_time() - cpu_start)
     peaks = {id(row): harness.peak_bytes(row) for row in rows}
-    ew = next(r for r in rows if r.method == "ew")
+    ew = next(r for r in rows if r.method == "ew" and r.library == "polytask")
     ew_median, ew_mean, ew_peak = statistics.median(ew.times), statistics.mean(ew.times), peaks[id(ew)]
     ew_cpu = statistics.median(ew.cpu_times)
     records = []
