@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polytask.balancing.balancer import Balancer, StepContext  # noqa: E402
 from polytask.balancing.registry import available_methods, build_balancer  # noqa: E402
+from polytask.balancing.row_lookups import RowLookupRecorder  # noqa: E402
 from polytask.errors import MissingDependencyError  # noqa: E402
 
 EVERY_K = 10
@@ -290,11 +291,14 @@ def import_libmtl_weighting():
     import importlib.util
     import types
 
+    if "LibMTL" in sys.modules:  # entered already (an earlier workload of this run)
+        return importlib.import_module("LibMTL.weighting")
     spec = importlib.util.find_spec("LibMTL")
     if spec is None:
         raise ImportError("LibMTL is not installed (pip install --no-deps libmtl)")
     if "LibMTL" not in sys.modules:
         package = types.ModuleType("LibMTL")
+        package.__spec__ = spec
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["LibMTL"] = package
     return importlib.import_module("LibMTL.weighting")
@@ -364,12 +368,14 @@ class Harness:
         self.batches = self.model.batches(8)
         self.cursor = 0
         self.rep_tasks: dict[str, Tensor] = {}  # per-task copies of the representation, for split rows
+        self.row_lookups = RowLookupRecorder(self.model.encoder)  # as the trainer: embedding rows read per step
 
     def step(self, row: Row, zero_grad: bool = True) -> None:
         batch = self.batches[self.cursor % len(self.batches)]
         self.cursor += 1
         if zero_grad:
             self.optimizer.zero_grad(set_to_none=True)
+        self.row_lookups.take()
         if row.split:
             states = self.model.encode(batch)
             self.rep_tasks = {t: states.detach().clone().requires_grad_() for t in self.model.heads}
@@ -382,7 +388,7 @@ class Harness:
                 return {t: loss.detach() for t, loss in self.model(batch)[1].items()}
 
         context = StepContext(shared_parameters=self.shared, representation=[states], step=self.cursor,
-                              recompute_losses=recompute)
+                              recompute_losses=recompute, row_lookups=self.row_lookups.take())
         if "epoch" in StepContext.__dataclass_fields__:  # epoch-based weightings (DWA): 50-step "epochs"
             context.epoch = self.cursor // 50
         row.backward(losses, context)

@@ -25,7 +25,9 @@ class StepContext:
     act on them); every other trainable parameter is task-specific. ``representation`` holds the shared
     tensors the heads read (the tapped encoder layers), for representation-gradient modes.
     ``recompute_losses`` re-runs the forward pass on the same batch without gradient, for
-    methods that look at the losses after the optimizer step (FAMO).
+    methods that look at the losses after the optimizer step (FAMO). ``row_lookups`` are the
+    step's embedding-table lookups in the shared encoder (``RowLookupRecorder``): with them the
+    gradient engine takes those tables' per-task gradients at the rows read, not as dense tables.
     """
 
     shared_parameters: dict[str, nn.Parameter]
@@ -33,6 +35,7 @@ class StepContext:
     step: int = 0
     epoch: int | None = None
     recompute_losses: Callable[[], dict[str, Tensor]] | None = None
+    row_lookups: list[Any] = field(default_factory=list)
 
 
 class Balancer(ABC):

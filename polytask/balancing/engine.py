@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
+from polytask.balancing.row_lookups import LookedUpRows
 from polytask.errors import ConfigError
 
 Mode = Literal["exact", "representation", "subset"]
@@ -55,12 +56,15 @@ class TaskJacobian:
 
     Kept as per-target blocks exactly as autograd returned them (no T×P concatenation): the
     Gramian and the weighted combination are computed block by block; ``matrix()`` concatenates
-    only for aggregators that need the flat Jacobian.
+    only for aggregators that need the flat Jacobian. ``row_indices[k]``, when set, says that
+    target k is an embedding table whose blocks hold only the rows it lists (the rest of every
+    task's gradient is zero there; see ``row_lookups``); the update is scattered into those rows.
     """
 
     tasks: list[str]
     rows: list[list[Tensor]]
     targets: list[Tensor]
+    row_indices: list[Tensor | None] | None = None
 
     def gramian(self) -> Tensor:
         """G = J Jᵀ, the matrix of pairwise inner products of the task gradients."""
@@ -90,13 +94,24 @@ class TaskJacobian:
         return torch.stack([torch.cat([g.reshape(-1) for g in row]) for row in self.rows])
 
     def split(self, vector: Tensor) -> list[Tensor]:
-        """Views of a length-P vector shaped like the targets."""
+        """Views of a length-P vector shaped like the blocks."""
         out, offset = [], 0
-        for target in self.targets:
-            n = target.numel()
-            out.append(vector[offset : offset + n].view(target.shape))
+        for block in self.rows[0]:
+            n = block.numel()
+            out.append(vector[offset : offset + n].view(block.shape))
             offset += n
         return out
+
+    def accumulate(self, update: Sequence[Tensor]) -> None:
+        """Add an update (one tensor per block) to the targets' ``.grad``."""
+        indices = self.row_indices or [None] * len(self.targets)
+        for target, g, rows in zip(self.targets, update, indices):
+            if rows is None:
+                _accumulate(target, g)
+                continue
+            if target.grad is None:
+                target.grad = torch.zeros_like(target)
+            target.grad.index_add_(0, rows, g.to(target.grad.dtype))
 
 
 def gradient_statistics(tasks: Sequence[str], gramian: Tensor) -> dict[str, dict[str, float]]:
@@ -117,7 +132,8 @@ class GradientEngine:
     Why: one place that knows how to get per-task gradients cheaply, so methods are matrix maps.
     """
 
-    def __init__(self, mode: Mode = "exact", subset_prefixes: Sequence[str] = (), vjp: VjpStrategy = "auto"):
+    def __init__(self, mode: Mode = "exact", subset_prefixes: Sequence[str] = (), vjp: VjpStrategy = "auto",
+                 row_lookups: bool = True):
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", field="balancing.mode")
         if vjp not in VJP_STRATEGIES:
@@ -127,6 +143,7 @@ class GradientEngine:
         self.mode = mode
         self.subset_prefixes = tuple(subset_prefixes)
         self.vjp = vjp
+        self.row_lookups = row_lookups  # take embedding tables' gradients at the rows read (``row_lookups``)
         self._batched_ok: bool | None = None
 
     # ------------------------------------------------------------------ per-task gradients
@@ -146,15 +163,36 @@ class GradientEngine:
         retain = self.mode != "exact"
         if self.mode == "representation":
             return TaskJacobian(tasks, self._head_stage(losses, tasks, reps, heads), targets)
+        tables = self._looked_up_tables(targets, context)
+        dense = [t for t in targets if id(t) not in {id(table.weight) for table in tables}]
+        outputs = [lookup.output for table in tables for lookup in table.lookups]
         if reps:
             cotangents = self._head_stage(losses, tasks, reps, heads)
-            return TaskJacobian(tasks, self._encoder_stage(reps, cotangents, targets, retain), targets)
-        # No representation given: products from the losses straight to the targets and heads.
-        stacked = torch.stack([losses[t] for t in tasks])
-        eye = torch.eye(len(tasks), dtype=stacked.dtype, device=stacked.device)
-        rows = [eye[i] for i in range(len(tasks))]
-        jacobian_rows = self._encoder_stage([stacked], [[row] for row in rows], targets + heads, retain, n_heads=len(heads))
-        return TaskJacobian(tasks, jacobian_rows, targets)
+            jacobian_rows = self._encoder_stage(reps, cotangents, dense + outputs, retain)
+        else:
+            # No representation given: products from the losses straight to the targets and heads.
+            stacked = torch.stack([losses[t] for t in tasks])
+            eye = torch.eye(len(tasks), dtype=stacked.dtype, device=stacked.device)
+            jacobian_rows = self._encoder_stage([stacked], [[eye[i]] for i in range(len(tasks))], dense + outputs + heads,
+                                                retain, n_heads=len(heads))
+        if not tables:
+            return TaskJacobian(tasks, jacobian_rows, targets)
+        rows = []
+        for row in jacobian_rows:
+            blocks, offset = row[: len(dense)], len(dense)
+            for table in tables:
+                blocks.append(table.block(row[offset : offset + len(table.lookups)]))
+                offset += len(table.lookups)
+            rows.append(blocks)
+        return TaskJacobian(tasks, rows, dense + [table.weight for table in tables],
+                            [None] * len(dense) + [table.rows for table in tables])
+
+    def _looked_up_tables(self, targets: list[Tensor], context: StepContext) -> list[LookedUpRows]:
+        """The embedding tables among the targets whose lookups this step recorded."""
+        if not self.row_lookups or not context.row_lookups:
+            return []
+        ids = {id(t) for t in targets}
+        return LookedUpRows.group([lookup for lookup in context.row_lookups if id(lookup.weight) in ids])
 
     def _head_stage(self, losses, tasks, reps, heads) -> list[list[Tensor]]:
         """Per task: gradient of its loss w.r.t. the representation; its heads get their own gradient."""
@@ -236,8 +274,7 @@ class GradientEngine:
         """
         shared = _trainable(context.shared_parameters)
         if self.mode == "exact":
-            for param, g in zip(jacobian.targets, update):
-                _accumulate(param, g)
+            jacobian.accumulate(update)
             return
         if self.mode == "representation":
             torch.autograd.backward(jacobian.targets, grad_tensors=update, inputs=list(shared.values()))

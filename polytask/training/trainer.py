@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.registry import build_balancer
+from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.errors import PolytaskError
@@ -69,6 +70,7 @@ class Trainer:
         self.optimizer = build_optimizer(build_param_groups(self.model, self.balancer.parameters(), training), training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
         self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
+        self.row_lookups = RowLookupRecorder(self.model.encoder)  # embedding rows read, for the gradient engine
         self.freezer.start_epoch(1)
         self.step = 0
         self.epoch = 1  # the epoch being trained (after the last one: epochs + 1)
@@ -87,7 +89,9 @@ class Trainer:
             callback.before_step(self, batch)
         self.model.train()
         present = batch.present_tasks
+        self.row_lookups.take()  # forget lookups from outside a step (e.g. a callback's forward pass)
         output = self.model(batch.inputs, present)
+        row_lookups = self.row_lookups.take()
         losses = self.losses(batch, present, output.logits)
         if self.config.sampling.loss_correction:
             correction = self.steps.importance_weights(self.step, self.total_steps)
@@ -99,7 +103,8 @@ class Trainer:
 
         representation = [r for r in output.representation if r.requires_grad]  # frozen layers carry no gradient
         context = StepContext(shared_parameters=self.model.shared_parameters(), representation=representation,
-                              step=self.step, epoch=self.epoch, recompute_losses=recompute_losses)
+                              step=self.step, epoch=self.epoch, recompute_losses=recompute_losses,
+                              row_lookups=row_lookups)
         self.optimizer.zero_grad(set_to_none=True)
         stats = self.balancer.backward(losses, context)
         if self.config.training.clip_norm:

@@ -329,3 +329,21 @@ def test_graddrop_blockwise_keeps_one_sign_per_coordinate_with_the_purity_as_pro
     torch.testing.assert_close(kept_positive, purity.double(), atol=0.03, rtol=0)
     leaky = torch.cat([u.flatten() for u in GradDrop(leak=1.0).aggregate_jacobian(blocks)])
     torch.testing.assert_close(leaky, jacobian.sum(0))
+
+
+def test_graddrop_arithmetic_form_equals_the_masked_definition_under_the_same_draw(monkeypatch):
+    """The update is computed without masks; it must equal the paper's masked sum for the same U,
+    including ties P = U (neither part kept), zero-magnitude coordinates and a partial leak."""
+    torch.manual_seed(4)
+    jacobian = random_jacobian(5, 3, 40)
+    jacobian[:, :4] = 0  # M = 0: P = ½, nothing to keep
+    total, magnitude = jacobian.sum(0), jacobian.abs().sum(0)
+    purity = 0.5 * (1 + torch.where(magnitude > 0, total / magnitude.clamp(min=1e-30), 0))
+    draw = torch.rand_like(purity)
+    draw[4:8] = purity[4:8]  # exact ties
+    monkeypatch.setattr(torch, "rand_like", lambda like: draw.clone())
+    positive, negative = jacobian.clamp(min=0).sum(0), jacobian.clamp(max=0).sum(0)
+    masked = torch.where(purity > draw, positive, 0) + torch.where(purity < draw, negative, 0)
+    torch.testing.assert_close(GradDrop()(jacobian, tasks_of(3)), masked)
+    assert bool((GradDrop()(jacobian, tasks_of(3))[:8] == 0).all())
+    torch.testing.assert_close(GradDrop(leak=0.25)(jacobian, tasks_of(3)), 0.25 * total + 0.75 * masked)

@@ -49,13 +49,16 @@ class GradDrop(Aggregator):
         return updates
 
     def _drop(self, total: Tensor, magnitude: Tensor) -> Tensor:
+        # Arithmetic only (no torch.where or boolean masks, several times slower per element on
+        # CPU). With s = sign(P − U): positive parts kept where s = 1, negative where s = −1, none
+        # at a tie (s = 0); (|s|·S + s·M)/2 is exactly that, since S = pos + neg and M = pos − neg.
+        # Where M = 0, S = 0 too: the clamp makes P = ½ and the update 0.
         tiny = torch.finfo(total.dtype).tiny
-        purity = 0.5 * (1 + torch.where(magnitude > 0, total / magnitude.clamp(min=tiny), 0))
-        draw = torch.rand_like(purity)
-        positive, negative = 0.5 * (total + magnitude), 0.5 * (total - magnitude)
-        kept = torch.where(purity > draw, positive, 0) + torch.where(purity < draw, negative, 0)
+        purity = total.div(magnitude.clamp(min=tiny)).add_(1).mul_(0.5)
+        sign = purity.sub_(torch.rand_like(purity)).sign_()
+        kept = sign.abs().mul_(total).addcmul_(sign, magnitude).mul_(0.5)
         if self.leak > 0:
-            return self.leak * total + (1 - self.leak) * kept
+            return kept.mul_(1 - self.leak).add_(total, alpha=self.leak)
         return kept
 
 

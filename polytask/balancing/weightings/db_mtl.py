@@ -57,7 +57,8 @@ class DualBalancing(LossWeighting):
         self.beta_sigma = float(beta_sigma)
         self.buffers: dict[str, Tensor] = {}
         self.updates: dict[str, int] = {}
-        self.engine = GradientEngine("exact")
+        # dense tables: the moving averages need every step's gradient in the same coordinates
+        self.engine = GradientEngine("exact", row_lookups=False)
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         raise NotImplementedError("db_mtl writes the shared update itself: call backward()")
