@@ -29,7 +29,9 @@ test: venv
 bench: venv
 	# LibMTL side by side; --no-deps: its torchvision dependency has no CPU build for torch 2.13 here
 	$(PIP_INSTALL) --no-deps 'libmtl==1.1.5'
-	$(PY) benchmarks/balancing_overhead.py --out benchmarks/results/balancing_overhead.json
+	$(PY) benchmarks/balancing_overhead.py --rounds 10 --out benchmarks/results/balancing_overhead.json
+	$(PY) benchmarks/balancing_overhead.py --workloads tagger-100k --methods upgrad,mgda,pcgrad,graddrop --rounds 6 --out benchmarks/results/balancing_overhead_100k.json
+	$(PY) benchmarks/balancing_overhead.py --workloads tagger-100k --methods upgrad,mgda,pcgrad,graddrop --rounds 6 --dense-tables --out benchmarks/results/balancing_overhead_100k_dense.json
 	$(PY) benchmarks/balancing_overhead.py --workloads minilm --methods ew,uw,mgda,pcgrad,upgrad --steps 3 --rounds 3 --out benchmarks/results/balancing_overhead_minilm.json
 	$(PY) benchmarks/encoder_throughput.py --out benchmarks/results/encoder_throughput.json
 	$(PY) benchmarks/lstm_batched_backward.py --out benchmarks/results/lstm_batched_backward.json

@@ -5,7 +5,7 @@ measures it on fixed workloads, methods interleaved in rounds so that machine no
 all of them alike, with TorchJD's own implementation of each method it has side by side.
 
 Usage: ``python benchmarks/balancing_overhead.py [--out FILE.json] [--steps N] [--rounds R]
-[--workloads tagger,mlp,minilm] [--methods a,b] [--threads T]``. MiniLM steps take about a
+[--workloads tagger,tagger-100k,mlp,minilm] [--methods a,b] [--threads T] [--dense-tables]``. MiniLM steps take about a
 second each on two cores, so ``minilm`` is not run by default; measure it on a few methods,
 e.g. ``--workloads minilm --methods ew,uw,mgda,pcgrad,upgrad --steps 3 --rounds 3``.
 
@@ -14,6 +14,9 @@ cycled, inputs prepared before timing):
 
 - ``tagger``: word embeddings 10,000 × 100, a 2-layer BiLSTM (hidden 128 per direction),
   token-level heads with 45, 23 and 9 classes; 32 sentences × 30 tokens; Adam.
+- ``tagger-100k``: the tagger with a 100,000 × 100 word table, where the per-task gradients of
+  the table matter. ``--dense-tables`` turns off the engine's row lookups (each task's table
+  gradient then is a dense tensor), to measure what they save.
 - ``mlp``: trunk 256→512→512 (ReLU), 3 heads of 10 classes; batch 128; Adam.
 - ``minilm``: the pretrained all-MiniLM-L6-v2 encoder (``encoder: {type: transformer, model:
   minilm}``, built through the encoder registry: 6 layers of 384, first-piece pooling, every
