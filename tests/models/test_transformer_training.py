@@ -138,3 +138,31 @@ def test_a_run_with_per_task_adapters_reloads(tiny_bert, tmp_path) -> None:
     with torch.no_grad():
         trained, loaded = exp.model(batch.inputs).logits, reloaded.model(batch.inputs).logits
     assert all(torch.allclose(trained[t], loaded[t], atol=1e-6) for t in trained)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")
+def test_exact_mode_row_lookups_match_dense_tables_on_a_transformer(tiny_bert) -> None:
+    """The transformer's word, position and token-type tables are looked up through nn.Embedding:
+    one UPGrad step takes their per-task gradients at the rows read, with the same result as dense."""
+    grads = {}
+    for row_lookups in (True, False):
+        torch.manual_seed(0)
+        exp = experiment(tiny_bert, balancing={"method": "upgrad"})
+        trainer = Trainer(exp, None, progress=False)
+        trainer.balancer.engine.row_lookups = row_lookups
+        exp.model.eval()  # no dropout: both runs see the same forward pass
+        exp.model.train = lambda mode=True, model=exp.model: model  # keep eval through train_step
+        seen = []
+        task_jacobian = trainer.balancer.engine.task_jacobian
+        trainer.balancer.engine.task_jacobian = lambda losses, context: (
+            seen.append(len(context.row_lookups)) or task_jacobian(losses, context))
+        before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
+        trainer.optimizer.step = lambda: None  # keep the gradients of the step, not its update
+        trainer.train_step(trainer.steps.build(0, trainer.total_steps))
+        grads[row_lookups] = {n: p.grad.clone() for n, p in exp.model.named_parameters() if p.grad is not None}
+        assert all(torch.equal(p, before[n]) for n, p in exp.model.named_parameters())
+        if row_lookups:
+            assert seen[0] >= 3  # word, position and token-type tables
+    assert grads[True].keys() == grads[False].keys()
+    for name, grad in grads[False].items():
+        torch.testing.assert_close(grads[True][name], grad, atol=1e-6, rtol=1e-4, msg=name)
