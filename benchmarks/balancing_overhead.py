@@ -36,7 +36,9 @@ and library ``libmtl`` rows: LibMTL 1.1.5's weighting classes (``pip install --n
 ``import_libmtl_weighting`` for why without torchvision) on the same model, given the attributes
 LibMTL's Trainer would give them (shared parameters, task count, loss history, and for
 ``rep_grad`` per-task copies of the representation for the heads to read), in the modes LibMTL
-supports.
+supports; and one ``reference`` row, ``t_backward_passes``: T plain ``autograd.grad`` passes
+through the whole model with their sum written to ``.grad`` and the optimizer step, the floor
+of exact mode for any implementation that needs one backward pass per task.
 
 Time: wall-clock median of the full step (forward, balancing backward, optimizer step); ``mean_ms``
 is reported too because every-k medians hide the recomputation steps, and the process CPU time
@@ -367,6 +369,28 @@ def libmtl_rows(workload: str, harness: Harness, tasks: list[str], only: set[str
     return rows, failures
 
 
+def floor_row(workload: str, harness: Harness) -> Row:
+    """The floor of exact mode for an implementation with one backward pass per task: T plain
+    ``autograd.grad`` passes through the whole model, their sum written to ``.grad`` (so the
+    optimizer does EW's work), no Gramian and no method."""
+    params = [p for p in harness.model.parameters() if p.requires_grad]
+
+    def backward(losses: dict[str, Tensor], context: StepContext) -> None:
+        values = list(losses.values())
+        total = None
+        for i, loss in enumerate(values):
+            grads = torch.autograd.grad(loss, params, retain_graph=i < len(values) - 1, allow_unused=True)
+            grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+            if total is None:
+                total = grads
+            else:
+                torch._foreach_add_(total, grads)
+        for p, g in zip(params, total):
+            p.grad = g
+
+    return Row(workload, "t_backward_passes", "reference", "exact", backward)
+
+
 # --------------------------------------------------------------------------- measurement
 class Harness:
     """One model and optimizer per workload; every row trains it for its steps in turn."""
@@ -438,7 +462,7 @@ def measure(workload: str, steps: int, rounds: int, only: set[str] | None,
     rows, failures = polytask_rows(workload, tasks, harness.model.subset, only)
     jd_rows, jd_failures = torchjd_rows(workload, tasks, only)
     lib_rows, lib_failures = libmtl_rows(workload, harness, tasks, only)
-    rows, failures = rows + jd_rows + lib_rows, failures + jd_failures + lib_failures
+    rows, failures = rows + jd_rows + lib_rows + [floor_row(workload, harness)], failures + jd_failures + lib_failures
     runnable = []
     for row in rows:  # warm-up: first-call allocations, auto VJP strategy selection
         try:
