@@ -1,0 +1,38 @@
+"""The benchmark scripts run and write the records their READMEs promise (no timing is asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_balancing_overhead_writes_one_record_per_row(tmp_path: Path) -> None:
+    out = tmp_path / "overhead.json"
+    load("balancing_overhead").main(["--workloads", "mlp", "--methods", "upgrad,graddrop", "--steps", "1",
+                                     "--rounds", "1", "--threads", "1", "--out", str(out)])
+    records = json.loads(out.read_text())
+    measured = [r for r in records if r["median_ms"] is not None]
+    rows = {(r["library"], r["method"], r["mode"]) for r in measured}
+    for mode in ("exact", "representation", "subset", "every-10"):
+        assert ("polytask", "upgrad", mode) in rows
+    assert {("polytask", "ew", "exact"), ("polytask", "graddrop", "exact"), ("polytask", "graddrop", "representation"),
+            ("reference", "t_backward_passes", "exact")} <= rows
+    for r in measured:
+        assert {"workload", "method", "library", "mode", "median_ms", "ratio_to_ew", "peak_mb"} <= set(r)
+        assert r["workload"] == "mlp" and r["median_ms"] > 0 and r["peak_mb"] > 0
+    ew = next(r for r in measured if (r["library"], r["method"]) == ("polytask", "ew"))
+    assert ew["ratio_to_ew"] == 1.0
+    # methods that cannot run in a mode are reported, not dropped
+    assert any(r["method"] == "graddrop" and r["mode"] == "subset" and r["median_ms"] is None for r in records)
