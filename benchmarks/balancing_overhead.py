@@ -310,11 +310,10 @@ def import_libmtl_weighting():
     spec = importlib.util.find_spec("LibMTL")
     if spec is None:
         raise ImportError("LibMTL is not installed (pip install --no-deps libmtl)")
-    if "LibMTL" not in sys.modules:
-        package = types.ModuleType("LibMTL")
-        package.__spec__ = spec
-        package.__path__ = list(spec.submodule_search_locations)
-        sys.modules["LibMTL"] = package
+    package = types.ModuleType("LibMTL")
+    package.__spec__ = spec
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["LibMTL"] = package
     return importlib.import_module("LibMTL.weighting")
 
 
@@ -344,7 +343,7 @@ def libmtl_rows(workload: str, harness: Harness, tasks: list[str], only: set[str
                             p.grad.zero_()
 
             method = Adapter()
-            method.task_num, method.task_name, method.device = len(tasks), list(tasks), torch.device("cpu")
+            method.task_num, method.task_name, method.device = len(tasks), list(tasks), shared[0].device
             method.rep_grad, method.epoch = rep_grad, 0
             method.train_loss_buffer = np.zeros((len(tasks), 10_000))
             method.init_param()

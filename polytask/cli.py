@@ -175,11 +175,9 @@ def serve(
 ) -> None:
     """Serve RUN over HTTP: POST /predict answers every task from one encoder pass; GET /tasks, /health."""
     from polytask.serving.http import serve as serve_run
-    from polytask.training.run_dir import load_run
 
     if max_batch < 1:
         raise PolytaskError(f"--max-batch must be at least 1, not {max_batch}")
-    load_run(run)  # a broken run directory is a one-line error before the server starts
     serve_run(str(run), host=host, port=port, max_batch=max_batch)
 
 
@@ -210,15 +208,14 @@ def affinity(
 ) -> None:
     """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
     from polytask.config import load_config
-    from polytask.evidence.affinity import check_affinity_out, grouping_table, matrix_table, run_affinity
+    from polytask.evidence.affinity import grouping_table, matrix_table, run_affinity
 
     experiment_config = load_config(config, set_ or [])
     if measure is AffinityMeasure.pairs:
         from polytask.evidence.pairwise import run_pairwise
 
-        check_affinity_out(out, "pairs", overwrite)
         result = run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=str(config),
-                              console=errors)
+                              overwrite=overwrite, console=errors)
         n = len(result["seeds"])
         console.print(matrix_table(result["tasks"], result["affinity"],
                                    f"pairwise transfer (%), mean of {n} seed(s): change of column j's dev "

@@ -164,7 +164,8 @@ class GradientEngine:
         if self.mode == "representation":
             return TaskJacobian(tasks, self._head_stage(losses, tasks, reps, heads), targets)
         tables = self._looked_up_tables(targets, context)
-        dense = [t for t in targets if id(t) not in {id(table.weight) for table in tables}]
+        table_ids = {id(table.weight) for table in tables}
+        dense = [t for t in targets if id(t) not in table_ids]
         outputs = [lookup.output for table in tables for lookup in table.lookups]
         if reps:
             cotangents = self._head_stage(losses, tasks, reps, heads)

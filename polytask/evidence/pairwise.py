@@ -87,13 +87,15 @@ def transfer_matrix(tasks: Sequence[str], primaries: Mapping[str, PrimaryMetric]
 
 
 def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, jobs: int = 1, groups: int = 2,
-                 file: str | None = None, console: Console | None = None) -> dict[str, Any]:
+                 file: str | None = None, overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Train every task alone and every pair into ``out/runs``; write and return ``out/affinity.json``.
 
-    Rerunning the same command reuses finished runs (an interrupted measurement resumes).
+    Rerunning the same command reuses finished runs (an interrupted measurement resumes); a
+    lookahead measurement already in ``out`` is replaced only with ``overwrite``.
     """
     from rich.console import Console
 
+    from polytask.evidence.affinity import AFFINITY_JSON, check_affinity_out
     from polytask.evidence.compare import primary_metrics
 
     console = console or Console(stderr=True, quiet=True)
@@ -112,6 +114,7 @@ def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, j
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PolytaskError(f"{out} exists and is not a directory")
+    check_affinity_out(out, "pairs", overwrite)
     base = config.model_dump(mode="json")
     seed_values = [config.training.seed + i for i in range(seeds)]
     runs = plan_pair_runs(base, seed_values, out, threads_per_job(jobs), file)
@@ -129,8 +132,6 @@ def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, j
     summaries = train_incomplete(runs, jobs, progress)
     result = pairwise_result(tasks, primary_metrics(config), runs, summaries, seed_values, groups)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    from polytask.evidence.affinity import AFFINITY_JSON
-
     write_json(out / AFFINITY_JSON, result)
     write_transfer_heatmap(result, out)
     return result

@@ -40,7 +40,7 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
 
     from polytask.config import validate_config
     from polytask.errors import PolytaskError
-    from polytask.training.run_dir import CHECKPOINT, CONFIG, LABELS, SUMMARY, VOCAB
+    from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY, setup_files
 
     run = Path(path)
     if not (run / CHECKPOINT).is_file():
@@ -52,10 +52,8 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
                             "(or training.checkpoint_every steps); train it again")
     config = validate_config(yaml.safe_load((run / CONFIG).read_text()), file=str(run / CONFIG))
     experiment = build_experiment(config)
-    vocabulary = json.loads(json.dumps(experiment.model.encoder.featurizer.to_json()))
-    labels = {name: {"type": task.type_name, "labels": task.labels_to_json()} for name, task in experiment.tasks.items()}
-    for name, rebuilt in ((VOCAB, vocabulary), (LABELS, json.loads(json.dumps(labels)))):
-        if json.loads((run / name).read_text()) != rebuilt:
+    for name, rebuilt in setup_files(experiment).items():
+        if json.loads((run / name).read_text()) != json.loads(json.dumps(rebuilt)):  # as written to the file
             raise PolytaskError(f"cannot resume {run}: its config now gives a different {name} (the data changed "
                                 "since the run started, or the run was not made by polytask train)")
     run_dir = RunDirectory.existing(run)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from polytask.config import validate_config
 from polytask.errors import PolytaskError
 from polytask.training.setup import Experiment, build_model, build_tasks
+
+if TYPE_CHECKING:
+    import torch
 
 CONFIG, MODEL, LABELS, VOCAB, METRICS, SUMMARY, CHECKPOINT = (
     "config.yaml", "model.safetensors", "labels.json", "vocab.json", "metrics.jsonl", "summary.json", "checkpoint.pt")
@@ -40,15 +43,20 @@ class RunDirectory:
 
     def save_setup(self, experiment: Experiment) -> None:
         (self.path / CONFIG).write_text(experiment.config.to_yaml())
-        write_json(self.path / VOCAB, experiment.model.encoder.featurizer.to_json())
-        write_json(self.path / LABELS, {name: {"type": task.type_name, "labels": task.labels_to_json()}
-                                        for name, task in experiment.tasks.items()})
+        for name, data in setup_files(experiment).items():
+            write_json(self.path / name, data)
 
     def save_model(self, experiment: Experiment, name: str = MODEL) -> None:
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous() for k, v in experiment.model.state_dict().items()}
         save_file(state, str(self.path / name))
+
+    def load_weights(self, model: torch.nn.Module, name: str = MODEL) -> None:
+        """Load the weights ``save_model`` wrote into ``model``."""
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(self.path / name)))
 
     def log(self, record: dict[str, Any]) -> None:
         with (self.path / METRICS).open("a") as stream:
@@ -81,14 +89,20 @@ class RunDirectory:
         (self.path / CHECKPOINT).unlink(missing_ok=True)
 
 
+def setup_files(experiment: Experiment) -> dict[str, Any]:
+    """The JSON files that pin a run's input spaces: the vocabularies and every task's labels."""
+    return {
+        VOCAB: experiment.model.encoder.featurizer.to_json(),
+        LABELS: {name: {"type": task.type_name, "labels": task.labels_to_json()} for name, task in experiment.tasks.items()},
+    }
+
+
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def load_run(path: str | Path, weights: str = MODEL) -> Experiment:
     """Rebuild a trained model from its run directory (no data is read)."""
-    from safetensors.torch import load_file
-
     from polytask.models.encoders import build_encoder
 
     path = Path(path)
@@ -104,6 +118,6 @@ def load_run(path: str | Path, weights: str = MODEL) -> Experiment:
     encoder.featurizer.load_json(json.loads((path / VOCAB).read_text()))
     encoder.build()
     model = build_model(config, encoder, tasks)
-    model.load_state_dict(load_file(str(path / weights)))
+    RunDirectory.existing(path).load_weights(model, weights)
     model.eval()
     return Experiment(config, tasks, model)

@@ -183,9 +183,7 @@ class Trainer:
         if "state" in self.best:
             self.model.load_state_dict(self.best.pop("state"))
         elif self.best["epoch"] and self.run_dir:  # resumed after the best epoch: its weights are in the run
-            from safetensors.torch import load_file
-
-            self.model.load_state_dict(load_file(str(self.run_dir.path / MODEL)))
+            self.run_dir.load_weights(self.model)
         seconds = time.perf_counter() - started
         test = self.evaluate("test")
         if self.run_dir and test:

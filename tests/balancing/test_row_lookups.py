@@ -54,15 +54,12 @@ def step_gradients(method, batch, *, row_lookups, tasks=tuple(TASKS), mode="exac
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, stats
 
 
-@pytest.mark.parametrize("method", ["upgrad", "mgda", "pcgrad", "nash_mtl", "graddrop", "gradnorm"])
+@pytest.mark.parametrize("method", ["upgrad", "mgda", "pcgrad", "nash_mtl", "cagrad"])
 def test_row_blocks_give_the_dense_update(method, batch):
-    """Same gradients on every parameter as with dense per-task table gradients."""
-    torch.manual_seed(5)
+    """Same gradients on every parameter as with dense per-task table gradients (GradDrop's random
+    per-coordinate draw differs in size: its own test below)."""
     dense, dense_stats = step_gradients(method, batch, row_lookups=False)
-    torch.manual_seed(5)
     rows, row_stats = step_gradients(method, batch, row_lookups=True)
-    if method == "graddrop":  # a random per-coordinate draw: compare where every task agrees in sign instead
-        return
     for name in dense:
         torch.testing.assert_close(rows[name], dense[name], atol=1e-6, rtol=1e-5, msg=name)
     assert dense_stats["grad_norms"] == pytest.approx(row_stats["grad_norms"], rel=1e-5)

@@ -136,3 +136,9 @@ def test_pairs_user_errors(tmp_path: Path) -> None:
     del one["tasks"]["score"], one["heads"]["score"]
     with pytest.raises(PolytaskError, match="at least two tasks"):
         polytask.affinity(validate_config(one), out=str(tmp_path / "y"), measure="pairs")
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "affinity.json").write_text(json.dumps({"measure": "lookahead"}))
+    with pytest.raises(PolytaskError, match=r"already holds affinity.json \(measure: lookahead\)"):
+        polytask.affinity(validate_config(tiny_compare_config()), out=str(earlier), measure="pairs")
+    assert not (earlier / "runs").exists()  # refused before any run was planned or trained

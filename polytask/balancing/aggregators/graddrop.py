@@ -43,9 +43,7 @@ class GradDrop(Aggregator):
         updates = []
         for k in range(len(jacobian.targets)):
             blocks = [row[k] for row in jacobian.rows]
-            total = torch.stack(blocks).sum(0) if len(blocks) > 4 else _sum(blocks)
-            magnitude = _sum([b.abs() for b in blocks])
-            updates.append(self._drop(total, magnitude))
+            updates.append(self._drop(_sum(blocks), _sum([b.abs() for b in blocks])))
         return updates
 
     def _drop(self, total: Tensor, magnitude: Tensor) -> Tensor:
