@@ -239,7 +239,7 @@ def polytask_rows(workload: str, tasks: list[str], subset: list[str], only: set[
     for name, info in available_methods().items():
         if only and name not in only and name != "ew":
             continue
-        if info.kind == "weighting":
+        if info.kind == "loss weighting":
             configs = [("exact", {})] + [(mode, {"options": options}) for mode, options in WEIGHTING_VARIANTS.get(name, [])]
         else:
             configs = [("exact", {}), ("representation", {"mode": "representation"}),

@@ -7,10 +7,9 @@ modules are imported on first use.
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any
 
-__version__ = "0.1.0"
+from polytask._version import __version__ as __version__
 
 _EXPORTS = {
     "ExperimentConfig": "polytask.config",
@@ -33,13 +32,13 @@ _EXPORTS = {
     "build_experiment": "polytask.training.setup",
     "Trainer": "polytask.training.trainer",
     "load_run": "polytask.training.run_dir",
-    "evaluate": "polytask.evaluation.evaluate",
-    "predict": "polytask.evaluation.evaluate",
+    "evaluate": "polytask.evaluation.scoring",
+    "predict": "polytask.evaluation.scoring",
     "Predictor": "polytask.serving.predictor",
     "PolytaskError": "polytask.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "affinity", "compare", "finetune", "resume", "train"])
+__all__ = sorted([*_EXPORTS, "affinity", "compare", "evaluate_run", "finetune", "resume", "train"])
 
 
 def __getattr__(name: str) -> Any:
@@ -69,29 +68,23 @@ def finetune(run_dir: Any, add_task: Any, out: Any, freeze_encoder: bool = False
 def affinity(config: Any, out: str | None = None, every: int = 10, groups: int = 2,
              overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
              lookahead: str = "optimizer", measure: str = "lookahead", seeds: int = 1,
-             jobs: int = 1) -> dict[str, Any]:
+             jobs: int = 1, overwrite: bool = False) -> dict[str, Any]:
     """Inter-task affinity and the best grouping into ``groups`` models; the dictionary of ``affinity.json``.
 
     ``measure="lookahead"``: one joint run, TAG lookahead every ``every`` steps. ``measure="pairs"``:
     every task alone and every pair trained over ``seeds`` seeds in ``out`` (required), ``jobs`` at a time.
     """
-    from polytask.config import resolve_config
-    from polytask.errors import PolytaskError
+    from polytask.evidence.affinity import affinity as measure_affinity
 
-    experiment_config = resolve_config(config, overrides)
-    if measure == "pairs":
-        from polytask.evidence.pairwise import run_pairwise
+    return measure_affinity(config, out, measure=measure, every=every, groups=groups, lookahead=lookahead,
+                            seeds=seeds, jobs=jobs, overrides=overrides, overwrite=overwrite, progress=progress)
 
-        if out is None:
-            raise PolytaskError("measure='pairs' trains many runs and needs an out directory")
-        file = None if not isinstance(config, (str, Path)) else str(config)
-        return run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=file)
-    if measure != "lookahead":
-        raise PolytaskError(f"unknown affinity measure {measure!r}; choose lookahead or pairs")
-    from polytask.evidence.affinity import run_affinity
 
-    return run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead,
-                        progress=progress)
+def evaluate_run(run: str, split: str = "test", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """Score the trained run directory ``run`` on its configured dev or test split; writes ``eval-SPLIT.json``."""
+    from polytask.training.run import evaluate_run as evaluate_run_dir
+
+    return evaluate_run_dir(run, split, overrides)
 
 
 def resume(run: str, progress: bool = True) -> dict[str, Any]:

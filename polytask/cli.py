@@ -57,6 +57,7 @@ def train(
 ) -> None:
     """Train a multi-task model from CONFIG into a run directory (--out, or output.dir in the config)."""
     from polytask.config import load_config
+    from polytask.rendering import summary_table
     from polytask.training.run import train_run
 
     experiment_config = load_config(config, set_ or [])
@@ -75,6 +76,7 @@ def resume(
     quiet: Quiet = False,
 ) -> None:
     """Continue an interrupted training run from its last checkpoint, exactly as if it had not stopped."""
+    from polytask.rendering import summary_table
     from polytask.training.run import resume_run
 
     summary = resume_run(run, progress=not quiet, console=errors)
@@ -95,6 +97,7 @@ def finetune(
     quiet: Quiet = False,
 ) -> None:
     """Add the tasks in --add-task to the trained RUN, train them, and report what the old tasks retain."""
+    from polytask.rendering import retention_table, summary_table
     from polytask.training.finetune import finetune_run
 
     retention = finetune_run(run, add_task, out, freeze_encoder=freeze_encoder, replay=replay, overrides=set_ or [],
@@ -117,24 +120,11 @@ def evaluate(
     set_: Overrides = None,
 ) -> None:
     """Evaluate a trained run on its configured dev or test data; writes RUN/eval-SPLIT.json."""
-    from polytask.config import load_config
-    from polytask.data.corpus import load_corpus
-    from polytask.evaluation.evaluate import evaluate as evaluate_model
-    from polytask.evaluation.validation import check_known_labels
-    from polytask.training.run_dir import CONFIG, load_run, write_json
+    from polytask.rendering import metrics_table
+    from polytask.training.run import evaluate_run
 
-    name = split.value
-    experiment = load_run(run)
-    if set_:
-        experiment.config = load_config(run / CONFIG, set_)
-    corpus = load_corpus(experiment.config, experiment.tasks)
-    examples = corpus.examples(name)
-    if not examples:
-        raise PolytaskError(f"the run's config has no {name} data")
-    check_known_labels(experiment.tasks, examples)
-    results = evaluate_model(experiment.model, experiment.tasks, examples, experiment.config.training.eval_batch_size)
-    write_json(run / f"eval-{name}.json", {"split": name, "tasks": results})
-    console.print(metrics_table(f"{name} metrics", results))
+    results = evaluate_run(run, split.value, set_ or [])
+    console.print(metrics_table(f"{split.value} metrics", results))
 
 
 class InputFormat(str, Enum):
@@ -207,27 +197,20 @@ def affinity(
     quiet: Quiet = False,
 ) -> None:
     """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
-    from polytask.config import load_config
-    from polytask.evidence.affinity import grouping_table, matrix_table, run_affinity
+    from polytask.evidence.affinity import affinity as measure_affinity
+    from polytask.rendering import grouping_table, matrix_table
 
-    experiment_config = load_config(config, set_ or [])
+    result = measure_affinity(config, out, measure=measure.value, every=every, groups=groups,
+                              lookahead=lookahead.value, seeds=seeds, jobs=jobs, overrides=set_ or [],
+                              overwrite=overwrite, progress=not quiet, console=errors)
+    n = len(result["seeds"]) if measure is AffinityMeasure.pairs else result["measurements"]
     if measure is AffinityMeasure.pairs:
-        from polytask.evidence.pairwise import run_pairwise
-
-        result = run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=str(config),
-                              overwrite=overwrite, console=errors)
-        n = len(result["seeds"])
         console.print(matrix_table(result["tasks"], result["affinity"],
                                    f"pairwise transfer (%), mean of {n} seed(s): change of column j's dev "
                                    "metric when trained beside row i, vs alone"))
         console.print(grouping_table(result))
         console.print(f"affinity.json, transfer.png and the runs saved in {out}", highlight=False)
         return
-    if seeds != 1 or jobs != 1:
-        raise PolytaskError("--seeds and --jobs apply to --measure pairs; the lookahead measure is one run")
-    result = run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead.value,
-                          overwrite=overwrite, progress=not quiet, console=errors)
-    n = result["measurements"]
     console.print(matrix_table(result["tasks"], result["affinity"],
                                f"affinity Z(i→j), mean of {n} steps (row i's step helps column j when > 0)"))
     console.print(matrix_table(result["tasks"], result["cosine"], f"gradient cosine, mean of {n} steps"))
@@ -247,7 +230,7 @@ def compare(
 ) -> None:
     """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
     from polytask.evidence.compare import compare as run_compare
-    from polytask.evidence.compare import comparison_table
+    from polytask.rendering import comparison_table
 
     result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=set_ or [], console=errors)
     console.print(comparison_table(result))
@@ -260,9 +243,9 @@ def report(
     out: Annotated[Path, typer.Argument(help="directory written by 'polytask compare'")],
 ) -> None:
     """Re-render OUT/report.html (and its PNG plots) from an existing comparison."""
-    from polytask.evidence.report import write_report
+    from polytask.evidence.compare import rerender_report
 
-    console.print(f"report: {write_report(out)}", highlight=False)
+    console.print(f"report: {rerender_report(out)}", highlight=False)
 
 
 @app.command(rich_help_panel=REFERENCE)
@@ -288,41 +271,6 @@ def demo(
     from polytask.demo import run_demo
 
     run_demo(out, console=console, progress=not quiet)
-
-
-def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:
-    table = Table(title=title)
-    for column in ("task", "metric", "value"):
-        table.add_column(column, justify="right" if column == "value" else "left")
-    for task, metrics in results.items():
-        for metric, value in metrics.items():
-            table.add_row(task, metric, f"{value:.2f}")
-    return table
-
-
-def retention_table(retention: dict[str, Any]) -> Table:
-    """Old tasks' dev metrics before and after fine-tuning; a change is green where it is an improvement."""
-    setting = f"freeze encoder: {'yes' if retention['freeze_encoder'] else 'no'} · replay {retention['replay']:g}"
-    table = Table(title="retention on dev", caption=setting)
-    for column in ("task", "metric", "before", "after", "change"):
-        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
-    for task, metrics in retention["tasks"].items():
-        for metric, v in metrics.items():
-            arrow = "↑" if v["higher_is_better"] else "↓"
-            change = v["change"] or 0.0
-            colour = "default" if change == 0 else ("green" if (change > 0) == v["higher_is_better"] else "red")
-            table.add_row(task, f"{metric} {arrow}", f"{v['before']:.2f}", f"{v['after']:.2f}", f"[{colour}]{change:+.2f}[/]")
-    return table
-
-
-def summary_table(summary: dict[str, Any], title: str) -> Table:
-    table = Table(title=title)
-    for column in ("task", "metric", "dev", "test"):
-        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
-    for task, metrics in summary["tasks"].items():
-        for metric, values in metrics.items():
-            table.add_row(task, metric, *(f"{values[s]:.2f}" if values[s] is not None else "–" for s in ("dev", "test")))
-    return table
 
 
 if __name__ == "__main__":

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from polytask.config import ExperimentConfig, apply_overrides, load_config, resolve_config, validate_config
+from polytask.config import (
+    ExperimentConfig,
+    apply_overrides,
+    load_config,
+    resolve_config,
+    validate_config,
+)
 from polytask.errors import ConfigError
 from tests.conftest import tiny_config_dict
 

@@ -10,7 +10,7 @@ import pytest
 from polytask.config import validate_config
 from polytask.dependencies import require
 from polytask.errors import MissingDependencyError
-from polytask.evidence.affinity import run_affinity
+from polytask.evidence.lookahead_affinity import run_lookahead_affinity as run_affinity
 from polytask.evidence.compare import compare
 from tests.conftest import tiny_config_dict
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from polytask.config import load_config
-from polytask.evaluation.evaluate import evaluate
+from polytask.evaluation.scoring import evaluate
 from polytask.training.setup import build_experiment
 from polytask.training.trainer import Trainer
 from tests.conftest import requires_data

@@ -16,7 +16,14 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import Balancer, StepContext
-from polytask.balancing.engine import MODES, GradientEngine, Mode, TaskJacobian, VjpStrategy, gradient_statistics
+from polytask.balancing.engine import (
+    MODES,
+    GradientEngine,
+    Mode,
+    TaskJacobian,
+    VjpStrategy,
+    gradient_statistics,
+)
 from polytask.errors import ConfigError
 
 

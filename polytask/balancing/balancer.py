@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 
@@ -62,17 +61,3 @@ class Balancer(ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         pass
-
-
-class EqualWeighting(Balancer):
-    """Equal weighting (EW): back-propagate the plain sum of task losses."""
-
-    name = "ew"
-
-    def __init__(self, task_names: list[str] | None = None):
-        self.task_names = task_names or []
-
-    def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
-        total = torch.stack(list(losses.values())).sum()
-        total.backward()
-        return {"weights": {task: 1.0 for task in losses}}

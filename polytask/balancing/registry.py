@@ -1,55 +1,27 @@
-"""Registry of balancing methods, keyed by the names used in ``balancing.method``.
+"""Building a balancing method by name: every built-in method registered, options checked, engine configured.
 
-A *weighting* (kind "weighting") is a ``Balancer`` factory: it turns losses into one backward
-pass. A gradient *aggregator* (kind "aggregator") is a ``GramianWeighting`` or ``Aggregator``
-factory: ``build_balancer`` runs it on the per-task gradient engine in the requested mode.
+A *loss weighting* (kind "loss weighting") is a ``Balancer`` factory: it turns losses into one
+backward pass. A *gradient aggregator* (kind "gradient aggregator") is a ``GramianWeighting`` or
+``Aggregator`` factory: ``build_balancer`` runs it on the per-task gradient engine in the
+requested mode. Adding a method: one file in ``loss_weightings/`` or ``aggregators/`` and one
+import line in that package's ``__init__``.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
-from polytask.balancing.balancer import Balancer, EqualWeighting
+from polytask.balancing.balancer import Balancer
+from polytask.balancing.methods import METHODS, MethodInfo, register_method
 
-Kind = Literal["weighting", "aggregator"]
-
-
-@dataclass(frozen=True)
-class MethodInfo:
-    """What ``polytask methods`` lists: the method's kind, what it needs and its paper."""
-
-    name: str
-    kind: Kind
-    needs: str  # "losses" | "gradients" | "gramian"
-    paper: str
-    factory: Callable[..., Any]  # weighting: -> Balancer; aggregator: -> GramianWeighting | Aggregator
-
-
-METHODS: dict[str, MethodInfo] = {}
-
-
-def register_method(name: str, *, kind: Kind, needs: str, paper: str):
-    """Class or function decorator adding a method factory to the registry."""
-
-    def decorate(factory: Callable[..., Any]):
-        if name in METHODS:
-            raise ValueError(f"balancing method {name!r} registered twice")
-        METHODS[name] = MethodInfo(name, kind, needs, paper, factory)
-        return factory
-
-    return decorate
-
-
-register_method("ew", kind="weighting", needs="losses", paper="equal weighting (baseline)")(EqualWeighting)
-
+__all__ = ["available_methods", "build_balancer", "register_method"]
 
 def _load_builtin_methods() -> None:
     # Importing the packages runs their @register_method decorators.
     import polytask.balancing.aggregators  # noqa: F401
-    import polytask.balancing.weightings  # noqa: F401
+    import polytask.balancing.loss_weightings  # noqa: F401
 
 
 def available_methods() -> dict[str, MethodInfo]:
@@ -80,7 +52,7 @@ def build_balancer(
         raise ConfigError(f"unknown method {method!r}; choose one of {', '.join(methods)}", field="balancing.method")
     info = methods[method]
     options = dict(options or {})
-    if info.kind == "weighting":
+    if info.kind == "loss weighting":
         if mode != "exact" or update_every != 1:
             raise ConfigError(
                 f"{method!r} is a loss weighting: it computes no per-task gradients, so mode and update_every do not apply",

@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from torch import Tensor
 
 from polytask.data.example import Example
-from polytask.models.encoders.base import Featurizer
-from polytask.tasks.base import TaskType
+from polytask.data.featurizer import Featurizer, LabelCodec
 
 
 @dataclass
@@ -39,7 +38,7 @@ class Batch:
         )
 
 
-def collate(examples: Sequence[Example], featurizer: Featurizer, tasks: Mapping[str, TaskType]) -> Batch:
+def collate(examples: Sequence[Example], featurizer: Featurizer, tasks: Mapping[str, LabelCodec]) -> Batch:
     """Featurize the examples and encode the labels of ``tasks`` (missing labels are masked)."""
     examples = list(examples)
     inputs = featurizer([e.tokens for e in examples])

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from polytask.config import DataConfig, ExperimentConfig, SplitConfig
 from polytask.data.example import Example
+from polytask.data.featurizer import LabelCodec
 from polytask.errors import ConfigError, DataError
-from polytask.tasks.base import TaskType
 
 SPLITS = ("train", "dev", "test")
 
@@ -110,7 +110,7 @@ def _read_source(source: Source) -> dict[str, list[Example]]:
     return splits
 
 
-def _parse_labels(examples: list[Example], tasks: Mapping[str, TaskType]) -> None:
+def _parse_labels(examples: list[Example], tasks: Mapping[str, LabelCodec]) -> None:
     for example in examples:
         if not example.tokens:
             raise DataError.at(example.origin, "empty sentence")
@@ -124,7 +124,7 @@ def _parse_labels(examples: list[Example], tasks: Mapping[str, TaskType]) -> Non
             example.labels[name] = label
 
 
-def load_corpus(config: ExperimentConfig, tasks: Mapping[str, TaskType]) -> MultiTaskCorpus:
+def load_corpus(config: ExperimentConfig, tasks: Mapping[str, LabelCodec]) -> MultiTaskCorpus:
     """Read, label-parse and split every source; check every task has training data."""
     sources = group_sources(config)
     for source in sources:

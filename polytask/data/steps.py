@@ -18,8 +18,7 @@ from polytask.config import ExperimentConfig
 from polytask.data.batching import Batch, collate
 from polytask.data.corpus import MultiTaskCorpus
 from polytask.data.example import Example
-from polytask.models.encoders.base import Featurizer
-from polytask.tasks.base import TaskType
+from polytask.data.featurizer import Featurizer, LabelCodec
 
 
 class ShuffledCycle:
@@ -58,7 +57,7 @@ class StepBuilder:
     Tasks reading the same pool share one micro-batch (of the largest of their batch sizes).
     """
 
-    def __init__(self, config: ExperimentConfig, corpus: MultiTaskCorpus, tasks: Mapping[str, TaskType],
+    def __init__(self, config: ExperimentConfig, corpus: MultiTaskCorpus, tasks: Mapping[str, LabelCodec],
                  featurizer: Featurizer):
         self.config, self.tasks, self.featurizer = config, dict(tasks), featurizer
         seed = config.training.seed

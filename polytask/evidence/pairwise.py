@@ -1,6 +1,6 @@
 """Pairwise transfer: train every pair of tasks together and measure what each partner does to each task.
 
-Why: the lookahead affinity of one joint run (``affinity.py``) sees how one step on task i's
+Why: the lookahead affinity of one joint run (``lookahead_affinity.py``) sees how one step on task i's
 gradient changes task j's loss; it cannot see harm that builds up over training, such as two
 tasks competing for a small encoder's capacity. Standley et al. 2020 (Which Tasks Should Be
 Learned Together in Multi-task Learning?, ICML) measure transfer directly instead: train each
@@ -11,7 +11,7 @@ task alone and every pair together with the same budget, then
 the relative change (in %, signed so that > 0 is better) of task j's primary dev metric when
 trained beside task i. A larger group is scored by their higher-order approximation: a task's
 change in a group is the mean of its changes in the pairs it forms with the other members,
-which is exactly the grouping score of ``grouping.py`` with this matrix as the affinity.
+which is exactly the grouping score of ``evaluation.grouping`` with this matrix as the affinity.
 
 Cost: T single-task runs and T(T−1)/2 pair runs per seed, trained in worker processes and
 resumed like ``compare`` (a run with a ``summary.json`` is done). Dev metrics decide, never test.
@@ -20,7 +20,6 @@ resumed like ``compare`` (a run with a ``summary.json`` is done). Dev metrics de
 from __future__ import annotations
 
 import itertools
-import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from polytask.dependencies import require
 from polytask.errors import PolytaskError
-from polytask.evidence.delta_m import PrimaryMetric, relative_change
-from polytask.evidence.grouping import best_groupings, check_task_count
+from polytask.evaluation.comparison import STL
+from polytask.evaluation.grouping import check_task_count
+from polytask.evaluation.transfer import PAIR, pair_group, pairwise_result
 from polytask.evidence.runs import (
-    STL,
     PlannedRun,
     plan_groups,
     single_task_config,
@@ -46,15 +45,7 @@ if TYPE_CHECKING:
 
     from polytask.config import ExperimentConfig
 
-PAIR = "pair"
-SPLIT = "dev"
 TRANSFER_PNG = "transfer.png"
-TOP_GROUPINGS = 5
-
-
-def pair_group(a: str, b: str) -> str:
-    """The run group of the pair {a, b}: ``pair-a+b``."""
-    return f"{PAIR}-{a}+{b}"
 
 
 def plan_pair_runs(base: dict[str, Any], seeds: Sequence[int], out: Path, threads: int,
@@ -66,26 +57,6 @@ def plan_pair_runs(base: dict[str, Any], seeds: Sequence[int], out: Path, thread
     return plan_groups(groups, seeds, out, threads, file)
 
 
-def transfer_matrix(tasks: Sequence[str], primaries: Mapping[str, PrimaryMetric],
-                    single: Mapping[str, Sequence[float]],
-                    paired: Mapping[tuple[str, str], Sequence[float]]) -> list[list[float]]:
-    """transfer[i][j]: mean over seeds of task j's relative change beside task i (NaN on the diagonal).
-
-    ``single[j]`` holds task j's primary metric alone, one value per seed; ``paired[(i, j)]``
-    task j's primary metric in the pair {i, j}, per seed in the same order.
-    """
-    matrix = [[math.nan] * len(tasks) for _ in tasks]
-    for a, source in enumerate(tasks):
-        for b, target in enumerate(tasks):
-            if source == target:
-                continue
-            changes = [relative_change(m, s, primaries[target].higher_is_better)
-                       for m, s in zip(paired[(source, target)], single[target])]
-            finite = [c for c in changes if math.isfinite(c)]
-            matrix[a][b] = sum(finite) / len(finite) if finite else math.nan
-    return matrix
-
-
 def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, jobs: int = 1, groups: int = 2,
                  file: str | None = None, overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Train every task alone and every pair into ``out/runs``; write and return ``out/affinity.json``.
@@ -95,7 +66,7 @@ def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, j
     """
     from rich.console import Console
 
-    from polytask.evidence.affinity import AFFINITY_JSON, check_affinity_out
+    from polytask.evidence.affinity_files import AFFINITY_JSON, check_affinity_out
     from polytask.evidence.compare import primary_metrics
 
     console = console or Console(stderr=True, quiet=True)
@@ -137,41 +108,8 @@ def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, j
     return result
 
 
-def pairwise_result(tasks: Sequence[str], primaries: Mapping[str, PrimaryMetric], runs: Sequence[PlannedRun],
-                    summaries: Mapping[str, dict[str, Any]], seeds: Sequence[int], groups: int) -> dict[str, Any]:
-    """The JSON-ready result from the runs' summaries; pure, so it can be tested on crafted numbers."""
-    metric_of: dict[str, dict[int, dict[str, float]]] = {}  # group -> seed -> task -> primary dev metric
-    for run in runs:
-        values = summaries[run.name]["tasks"]
-        metric_of.setdefault(run.group, {})[run.seed] = {
-            task: _number(values.get(task, {}).get(primaries[task].name, {}).get(SPLIT)) for task in values}
-    single = {t: [metric_of[f"{STL}-{t}"][s][t] for s in seeds] for t in tasks}
-    paired: dict[tuple[str, str], list[float]] = {}
-    for a, b in itertools.combinations(tasks, 2):
-        by_seed = metric_of[pair_group(a, b)]
-        paired[(a, b)] = [by_seed[s][b] for s in seeds]  # b beside a
-        paired[(b, a)] = [by_seed[s][a] for s in seeds]
-    matrix = transfer_matrix(tasks, primaries, single, paired)
-    ranked = best_groupings(tasks, matrix, groups)
-    return {
-        "measure": "pairs",
-        "tasks": list(tasks),
-        "affinity": [[x if math.isfinite(x) else None for x in row] for row in matrix],
-        "primary": {t: {"metric": p.name, "higher_is_better": p.higher_is_better, "split": SPLIT}
-                    for t, p in primaries.items()},
-        "single": {t: _mean(v) for t, v in single.items()},
-        "pairs": {f"{a}+{b}": {a: _mean(paired[(b, a)]), b: _mean(paired[(a, b)])}
-                  for a, b in itertools.combinations(tasks, 2)},
-        "seeds": list(seeds),
-        "max_groups": groups,
-        "groups": ranked[0].groups,
-        "score": ranked[0].score,
-        "all_groupings": [{"groups": g.groups, "score": g.score} for g in ranked[:TOP_GROUPINGS]],
-    }
-
-
 def write_transfer_heatmap(result: Mapping[str, Any], out: Path) -> None:
-    from polytask.evidence.heatmap import save_heatmap
+    from polytask.rendering import save_heatmap
 
     seeds = len(result["seeds"])
     save_heatmap(result["affinity"], result["tasks"], out / TRANSFER_PNG,
@@ -179,10 +117,3 @@ def write_transfer_heatmap(result: Mapping[str, Any], out: Path) -> None:
                  f"vs alone (> 0: the row task helps), mean of {seeds} seed(s)")
 
 
-def _number(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _mean(values: Sequence[float]) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else None

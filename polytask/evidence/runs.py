@@ -21,10 +21,8 @@ from typing import Any
 import yaml
 
 from polytask.errors import ConfigError, PolytaskError
+from polytask.evaluation.comparison import STL
 from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY
-
-STL = "stl"
-"""The run label of the single-task baselines."""
 
 RUNS_DIR = "runs"
 
@@ -69,7 +67,7 @@ def method_config(base: dict[str, Any], method: str, kind: str) -> dict[str, Any
     balancing = data.get("balancing") or {}
     if balancing.get("method", "ew") != method:
         kept = {"method": method}
-        if kind == "aggregator":
+        if kind == "gradient aggregator":
             kept.update({k: balancing[k] for k in ("mode", "update_every", "shared_params") if k in balancing})
         data["balancing"] = kept
     return data

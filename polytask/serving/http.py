@@ -98,6 +98,6 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int
 
 
 def _version() -> str:
-    from polytask import __version__
+    from polytask._version import __version__
 
     return __version__

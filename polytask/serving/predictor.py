@@ -26,7 +26,7 @@ class Predictor:
 
     def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities."""
-        from polytask.evaluation.evaluate import predict
+        from polytask.evaluation.scoring import predict
         from polytask.tasks.metrics.spans import extract_spans
 
         tasks = self.experiment.tasks

@@ -8,7 +8,6 @@ from typing import Any
 from polytask.errors import ConfigError
 from polytask.tasks.base import TaskType
 from polytask.tasks.multilabel import MultiLabel
-from polytask.tasks.normalise import METRIC_SCALES, normalised_score, selection_score
 from polytask.tasks.regression import Regression
 from polytask.tasks.sequence_classification import SequenceClassification
 from polytask.tasks.token_classification import TokenClassification
@@ -49,7 +48,6 @@ def build_task(type_name: str, name: str, **options: Any) -> TaskType:
 
 
 __all__ = [
-    "METRIC_SCALES",
     "TASK_TYPES",
     "MultiLabel",
     "Regression",
@@ -57,7 +55,5 @@ __all__ = [
     "TaskType",
     "TokenClassification",
     "build_task",
-    "normalised_score",
-    "selection_score",
     "task_options",
 ]

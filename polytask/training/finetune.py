@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from polytask.config import ExperimentConfig, apply_overrides, read_yaml, validate_config
+from polytask.config import (
+    ExperimentConfig,
+    apply_overrides,
+    read_yaml,
+    validate_config,
+)
 from polytask.errors import ConfigError, PolytaskError
 from polytask.tasks.base import TaskType
 
@@ -131,7 +136,7 @@ def evaluate_groups(model: MultiTaskModel, groups: Sequence[Mapping[str, TaskTyp
 
     Why: the old tasks are scored on exactly the same examples, batched alike, before and after.
     """
-    from polytask.evaluation.evaluate import evaluate
+    from polytask.evaluation.scoring import evaluate
 
     metrics: dict[str, dict[str, float]] = {}
     for tasks in groups:

@@ -1,4 +1,4 @@
-"""One training run end to end: validate, read data, create the run directory, train."""
+"""What a run directory goes through: trained end to end, resumed from its checkpoint, evaluated on a split."""
 
 from __future__ import annotations
 
@@ -60,3 +60,33 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
     trainer = Trainer(experiment, run_dir, progress=progress, console=console)
     trainer.load_checkpoint(run_dir.load_checkpoint())
     return trainer.fit()
+
+
+def evaluate_run(path: str | Path, split: str = "test", overrides: Sequence[str] = ()) -> dict[str, dict[str, float]]:
+    """Score the trained run in ``path`` on its configured ``split`` (dev or test); writes ``eval-SPLIT.json``.
+
+    ``overrides`` change the run's config before its data is read (e.g. another test file:
+    ``tasks.ner.data.test=other.txt``); a label the model never saw in training is a DataError
+    naming file:line. Returns task -> metric -> value.
+    """
+    from polytask.config import load_config
+    from polytask.data.corpus import load_corpus
+    from polytask.errors import PolytaskError
+    from polytask.evaluation.scoring import evaluate
+    from polytask.evaluation.validation import check_known_labels
+    from polytask.training.run_dir import CONFIG, load_run, write_json
+
+    if split not in ("dev", "test"):
+        raise PolytaskError(f"unknown split {split!r}; choose dev or test")
+    run = Path(path)
+    experiment = load_run(run)
+    if overrides:
+        experiment.config = load_config(run / CONFIG, list(overrides))
+    corpus = load_corpus(experiment.config, experiment.tasks)
+    examples = corpus.examples(split)
+    if not examples:
+        raise PolytaskError(f"the run's config has no {split} data")
+    check_known_labels(experiment.tasks, examples)
+    results = evaluate(experiment.model, experiment.tasks, examples, experiment.config.training.eval_batch_size)
+    write_json(run / f"eval-{split}.json", {"split": split, "tasks": results})
+    return results

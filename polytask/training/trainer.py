@@ -20,7 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.registry import build_balancer
@@ -28,8 +35,8 @@ from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.errors import PolytaskError
-from polytask.evaluation.evaluate import evaluate
-from polytask.tasks.normalise import selection_score
+from polytask.evaluation.scoring import evaluate
+from polytask.evaluation.selection import selection_score
 from polytask.training.callbacks import Callback
 from polytask.training.optim import build_optimizer, build_param_groups, build_scheduler
 from polytask.training.run_dir import MODEL, RunDirectory

@@ -12,13 +12,13 @@ import torch
 
 from polytask.balancing.aggregation import Aggregator, GramianWeighting
 from polytask.balancing.aggregators import (
+    IMTLG,
+    MGDA,
+    AlignedMTL,
     CAGrad,
     DualProj,
     GradDrop,
     GradVac,
-    IMTLG,
-    MGDA,
-    AlignedMTL,
     NashMTL,
     PCGrad,
     UPGrad,
@@ -48,7 +48,7 @@ def test_every_aggregator_is_registered_with_its_paper():
     methods = available_methods()
     for name in AGGREGATOR_NAMES:
         info = methods[name]
-        assert info.kind == "aggregator" and info.needs in ("gradients", "gramian")
+        assert info.kind == "gradient aggregator" and info.needs in ("gradients", "gramian")
         assert any(str(year) in info.paper for year in range(2017, 2025)), info.paper
 
 

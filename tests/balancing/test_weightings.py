@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import available_methods, build_balancer
-from polytask.balancing.weightings import (
+from polytask.balancing.loss_weightings import (
     FAMO,
     DualBalancing,
     DynamicWeightAverage,
@@ -24,10 +23,11 @@ from polytask.balancing.weightings import (
     StaticWeighting,
     UncertaintyWeighting,
 )
+from polytask.balancing.registry import available_methods, build_balancer
 from polytask.errors import ConfigError
 
 TASKS = ["a", "b", "c"]
-WEIGHTINGS = sorted(name for name, info in available_methods().items() if info.kind == "weighting")
+WEIGHTINGS = sorted(name for name, info in available_methods().items() if info.kind == "loss weighting")
 
 
 # --- a tiny 2-layer model with three heads -------------------------------------------------

@@ -12,18 +12,25 @@ from pathlib import Path
 
 import pytest
 import yaml
+from polytask.rendering import write_report
 from scipy import stats
 from typer.testing import CliRunner
 
 from polytask.cli import app
 from polytask.config import validate_config
 from polytask.errors import PolytaskError
+from polytask.evaluation.delta_m import (
+    PrimaryMetric,
+    confidence_interval,
+    delta_m,
+    relative_change,
+)
+from polytask.evaluation.verdict import paired_verdict
 from polytask.evidence import runs as runs_module
-from polytask.evidence.compare import compare, markdown, summarise
-from polytask.evidence.delta_m import PrimaryMetric, confidence_interval, delta_m, relative_change
-from polytask.evidence.report import write_report
+from polytask.evaluation.comparison import summarise
+from polytask.evidence.compare import compare
+from polytask.rendering import comparison_markdown as markdown
 from polytask.evidence.runs import PlannedRun, method_config, single_task_config
-from polytask.evidence.verdict import paired_verdict
 
 # --------------------------------------------------------------------------------------
 # Δm, intervals, verdicts
@@ -95,9 +102,9 @@ def test_single_task_and_method_configs() -> None:
     assert alone["training"]["early_stopping"] == {"patience": 2}
     assert alone["balancing"] == {"method": "ew"} and "sampling" not in alone
     assert single_task_config(base, "b")["training"]["epoch"]["task"] == "b"
-    assert method_config(base, "cagrad", "aggregator")["balancing"] == base["balancing"]
-    assert method_config(base, "pcgrad", "aggregator")["balancing"] == {"method": "pcgrad", "mode": "representation"}
-    assert method_config(base, "uw", "weighting")["balancing"] == {"method": "uw"}
+    assert method_config(base, "cagrad", "gradient aggregator")["balancing"] == base["balancing"]
+    assert method_config(base, "pcgrad", "gradient aggregator")["balancing"] == {"method": "pcgrad", "mode": "representation"}
+    assert method_config(base, "uw", "loss weighting")["balancing"] == {"method": "uw"}
     assert base["balancing"]["method"] == "cagrad"  # not modified
 
 

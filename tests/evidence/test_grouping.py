@@ -8,7 +8,12 @@ import random
 import pytest
 
 from polytask.errors import PolytaskError
-from polytask.evidence.grouping import MAX_TASKS, best_groupings, grouping_score, set_partitions
+from polytask.evaluation.grouping import (
+    MAX_TASKS,
+    best_groupings,
+    grouping_score,
+    set_partitions,
+)
 
 TASKS = ["a", "b", "c", "d"]
 

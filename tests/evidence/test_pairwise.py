@@ -12,9 +12,9 @@ import yaml
 import polytask
 from polytask.config import validate_config
 from polytask.errors import PolytaskError
-from polytask.evidence.delta_m import PrimaryMetric
-from polytask.evidence.grouping import grouping_score
-from polytask.evidence.pairwise import pair_group, pairwise_result, transfer_matrix
+from polytask.evaluation.delta_m import PrimaryMetric
+from polytask.evaluation.grouping import grouping_score
+from polytask.evaluation.transfer import pair_group, pairwise_result, transfer_matrix
 from polytask.evidence.runs import PlannedRun, task_subset_config
 from tests.evidence.test_compare import tiny_compare_config
 from tests.test_cli import polytask as run_cli

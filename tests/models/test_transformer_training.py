@@ -8,7 +8,7 @@ import torch
 from polytask.config import validate_config
 from polytask.data.batching import collate
 from polytask.data.example import Example
-from polytask.evaluation.evaluate import predict
+from polytask.evaluation.scoring import predict
 from polytask.training.run_dir import RunDirectory, load_run
 from polytask.training.setup import build_experiment
 from polytask.training.trainer import Trainer

@@ -8,7 +8,12 @@ import pytest
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.metrics.sequence_labeling import precision_recall_fscore_support
 
-from polytask.tasks.metrics import canonical_scheme, extract_spans, span_prf, span_prf_by_type
+from polytask.tasks.metrics import (
+    canonical_scheme,
+    extract_spans,
+    span_prf,
+    span_prf_by_type,
+)
 
 TYPES = ["PER", "LOC", "ORG"]
 

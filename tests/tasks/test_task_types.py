@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from polytask.data.example import Example
 from polytask.errors import ConfigError, DataError
+from polytask.evaluation.selection import normalised_score, selection_score
 from polytask.tasks import (
     TASK_TYPES,
     MultiLabel,
@@ -18,8 +19,6 @@ from polytask.tasks import (
     SequenceClassification,
     TokenClassification,
     build_task,
-    normalised_score,
-    selection_score,
 )
 
 ORIGIN = "data/train.jsonl:17"

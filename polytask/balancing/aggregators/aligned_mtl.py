@@ -15,10 +15,10 @@ from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
 from polytask.balancing.aggregators._deps import torchjd_weighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("aligned_mtl", kind="aggregator", needs="gramian",
+@register_method("aligned_mtl", kind="gradient aggregator", needs="gramian",
                  paper="Senushkin et al. 2023, Independent Component Alignment for Multi-Task Learning, CVPR")
 class AlignedMTL(GramianWeighting):
     """Weights B·(1/T) where B whitens the gradient system and rescales it by one singular value."""

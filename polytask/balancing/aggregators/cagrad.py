@@ -17,11 +17,11 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 from polytask.dependencies import require
 
 
-@register_method("cagrad", kind="aggregator", needs="gramian",
+@register_method("cagrad", kind="gradient aggregator", needs="gramian",
                  paper="Liu et al. 2021, Conflict-Averse Gradient Descent for Multi-task Learning, NeurIPS")
 class CAGrad(GramianWeighting):
     """Weights of g₀ + λ g_w, the conflict-averse update of radius c‖g₀‖."""

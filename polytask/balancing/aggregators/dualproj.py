@@ -14,10 +14,10 @@ from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
 from polytask.balancing.aggregators._deps import torchjd_weighting, trace_normalized
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("dualproj", kind="aggregator", needs="gramian",
+@register_method("dualproj", kind="gradient aggregator", needs="gramian",
                  paper="Quinton & Rey 2024, Jacobian Descent for Multi-Objective Optimization, arXiv:2406.16232")
 class DualProj(GramianWeighting):
     """The mean gradient projected onto the dual cone of the task gradients."""

@@ -16,10 +16,10 @@ from torch import Tensor
 
 from polytask.balancing.aggregation import Aggregator
 from polytask.balancing.engine import TaskJacobian
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("graddrop", kind="aggregator", needs="gradients",
+@register_method("graddrop", kind="gradient aggregator", needs="gradients",
                  paper="Chen et al. 2020, Just Pick a Sign: Optimizing Deep Multitask Models with Gradient Sign "
                        "Dropout, NeurIPS")
 class GradDrop(Aggregator):

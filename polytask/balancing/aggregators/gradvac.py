@@ -17,12 +17,12 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 _SEPARATOR = "|"
 
 
-@register_method("gradvac", kind="aggregator", needs="gramian",
+@register_method("gradvac", kind="gradient aggregator", needs="gramian",
                  paper="Wang et al. 2021, Gradient Vaccine: Investigating and Improving Multi-task Optimization "
                        "in Massively Multilingual Models, ICLR")
 class GradVac(GramianWeighting):

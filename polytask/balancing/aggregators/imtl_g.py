@@ -14,10 +14,10 @@ from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
 from polytask.balancing.aggregators._deps import torchjd_weighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("imtl_g", kind="aggregator", needs="gramian",
+@register_method("imtl_g", kind="gradient aggregator", needs="gramian",
                  paper="Liu et al. 2021, Towards Impartial Multi-task Learning, ICLR")
 class IMTLG(GramianWeighting):
     """Weights summing to 1 that give the update equal cosine-scaled projections on all tasks."""

@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 from polytask.dependencies import require
 
 
-@register_method("mgda", kind="aggregator", needs="gramian",
+@register_method("mgda", kind="gradient aggregator", needs="gramian",
                  paper="Sener & Koltun 2018, Multi-Task Learning as Multi-Objective Optimization, NeurIPS")
 class MGDA(GramianWeighting):
     """Weights on the simplex minimising ‖Σ wᵢ gᵢ‖ (gradients first scaled to unit norm if "l2")."""

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("nash_mtl", kind="aggregator", needs="gramian",
+@register_method("nash_mtl", kind="gradient aggregator", needs="gramian",
                  paper="Navon et al. 2022, Multi-Task Learning as a Bargaining Game, ICML")
 class NashMTL(GramianWeighting):
     """Bargaining weights: the positive solution of G α = 1/α."""

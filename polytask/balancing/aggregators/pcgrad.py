@@ -16,10 +16,10 @@ from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
 from polytask.balancing.aggregators._deps import torchjd_weighting
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("pcgrad", kind="aggregator", needs="gramian",
+@register_method("pcgrad", kind="gradient aggregator", needs="gramian",
                  paper="Yu et al. 2020, Gradient Surgery for Multi-Task Learning, NeurIPS")
 class PCGrad(GramianWeighting):
     """Sum of the task gradients after pairwise projection of their conflicting components."""

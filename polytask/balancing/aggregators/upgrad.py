@@ -15,10 +15,10 @@ from torch import Tensor
 
 from polytask.balancing.aggregation import GramianWeighting
 from polytask.balancing.aggregators._deps import torchjd_weighting, trace_normalized
-from polytask.balancing.registry import register_method
+from polytask.balancing.methods import register_method
 
 
-@register_method("upgrad", kind="aggregator", needs="gramian",
+@register_method("upgrad", kind="gradient aggregator", needs="gramian",
                  paper="Quinton & Rey 2024, Jacobian Descent for Multi-Objective Optimization, arXiv:2406.16232")
 class UPGrad(GramianWeighting):
     """Mean of the task gradients each projected onto the dual cone of all task gradients."""

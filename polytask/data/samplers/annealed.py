@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from polytask.data.samplers.base import TaskSampler, check_step, option_error, power_probabilities
+from polytask.data.samplers.base import (
+    TaskSampler,
+    check_step,
+    option_error,
+    power_probabilities,
+)
 
 
 class AnnealedSampler(TaskSampler):

@@ -22,7 +22,9 @@ def register_encoder(name: str):
 def _builtin() -> None:
     from polytask.models.encoders.bilstm import BiLSTMEncoder
     from polytask.models.encoders.cnn import CNNEncoder
-    from polytask.models.encoders.transformer import TransformerEncoder  # transformers is imported only when used
+    from polytask.models.encoders.transformer import (
+        TransformerEncoder,  # transformers is imported only when used
+    )
 
     ENCODERS.setdefault("bilstm", BiLSTMEncoder)
     ENCODERS.setdefault("cnn", CNNEncoder)

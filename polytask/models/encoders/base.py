@@ -9,13 +9,13 @@ low-level task can be supervised below a high-level one (Søgaard & Goldberg 201
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from torch import Tensor, nn
 
-from polytask.data.example import Example
+from polytask.data.featurizer import Featurizer
+
+__all__ = ["Encoder", "EncoderOutput", "Featurizer"]
 
 
 @dataclass
@@ -24,24 +24,6 @@ class EncoderOutput:
 
     layers: list[Tensor]
     mask: Tensor
-
-
-class Featurizer(ABC):
-    """Turns tokenised sentences into the encoder's input tensors (runs at collate time)."""
-
-    @abstractmethod
-    def fit(self, examples: Sequence[Example]) -> None:
-        """Build vocabularies from training examples (no-op for pretrained tokenizers)."""
-
-    @abstractmethod
-    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
-        """Input tensors for a batch; must include ``mask`` of shape [batch, words]."""
-
-    @abstractmethod
-    def to_json(self) -> dict[str, Any]: ...
-
-    @abstractmethod
-    def load_json(self, data: dict[str, Any]) -> None: ...
 
 
 class Encoder(nn.Module, ABC):

@@ -9,9 +9,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from polytask.config import EncoderConfig
 from polytask.data.example import Example
 from polytask.data.vocab import Vocabulary, normalise_word
-from polytask.config import EncoderConfig
 from polytask.models.encoders.base import Encoder, Featurizer
 
 MAX_WORD_CHARS = 30

@@ -8,13 +8,18 @@ import numpy as np
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option, weighted_sum
+from polytask.balancing.loss_weighting import (
+    Combination,
+    LossWeighting,
+    check_option,
+    weighted_sum,
+)
+from polytask.balancing.methods import register_method
 
 
 @register_method(
     "rlw",
-    kind="weighting",
+    kind="loss weighting",
     needs="losses",
     paper="Lin, Ye, Zhang & Tsang, Reasonable Effectiveness of Random Weighting: "
     "A Litmus Test for Multi-Task Learning, TMLR 2022",

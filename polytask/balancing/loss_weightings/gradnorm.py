@@ -9,15 +9,20 @@ import torch
 from torch import Tensor, nn
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option, zero_valued
+from polytask.balancing.loss_weighting import (
+    Combination,
+    LossWeighting,
+    check_option,
+    zero_valued,
+)
+from polytask.balancing.methods import register_method
 
 _MIN_WEIGHT = 1e-4  # safeguard: a weight that an update drives to <= 0 would flip its task's gradient
 
 
 @register_method(
     "gradnorm",
-    kind="weighting",
+    kind="loss weighting",
     needs="gradients",
     paper="Chen, Badrinarayanan, Lee & Rabinovich, GradNorm: Gradient Normalization for "
     "Adaptive Loss Balancing in Deep Multitask Networks, ICML 2018",

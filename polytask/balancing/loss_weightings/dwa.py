@@ -10,13 +10,18 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option, weighted_sum
+from polytask.balancing.loss_weighting import (
+    Combination,
+    LossWeighting,
+    check_option,
+    weighted_sum,
+)
+from polytask.balancing.methods import register_method
 
 
 @register_method(
     "dwa",
-    kind="weighting",
+    kind="loss weighting",
     needs="losses",
     paper="Liu, Johns & Davison, End-to-End Multi-Task Learning with Attention, CVPR 2019",
 )

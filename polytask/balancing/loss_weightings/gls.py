@@ -8,13 +8,13 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting
+from polytask.balancing.loss_weighting import Combination, LossWeighting
+from polytask.balancing.methods import register_method
 
 
 @register_method(
     "gls",
-    kind="weighting",
+    kind="loss weighting",
     needs="losses",
     paper="Chennupati et al., MultiNet++: Multi-Stream Feature Aggregation and Geometric "
     "Loss Strategy for Multi-Task Learning, CVPR Workshops 2019",

@@ -8,13 +8,13 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option
+from polytask.balancing.loss_weighting import Combination, LossWeighting, check_option
+from polytask.balancing.methods import register_method
 
 
 @register_method(
     "imtl_l",
-    kind="weighting",
+    kind="loss weighting",
     needs="losses",
     paper="Liu et al., Towards Impartial Multi-task Learning (IMTL-L), ICLR 2021",
 )

@@ -7,11 +7,16 @@ from collections.abc import Mapping, Sequence
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, per_task_option, weighted_sum
+from polytask.balancing.loss_weighting import (
+    Combination,
+    LossWeighting,
+    per_task_option,
+    weighted_sum,
+)
+from polytask.balancing.methods import register_method
 
 
-@register_method("static", kind="weighting", needs="losses", paper="fixed per-task weights (baseline)")
+@register_method("static", kind="loss weighting", needs="losses", paper="fixed per-task weights (baseline)")
 class StaticWeighting(LossWeighting):
     """Back-propagate ``Σ w_t L_t`` with the configured weights (unlisted tasks: 1).
 

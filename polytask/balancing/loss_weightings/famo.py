@@ -10,15 +10,20 @@ import torch
 from torch import Tensor, nn
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option, per_task_option
+from polytask.balancing.loss_weighting import (
+    Combination,
+    LossWeighting,
+    check_option,
+    per_task_option,
+)
+from polytask.balancing.methods import register_method
 
 _EPSILON = 1e-8
 
 
 @register_method(
     "famo",
-    kind="weighting",
+    kind="loss weighting",
     needs="losses",
     paper="Liu, Feng, Stone & Liu, FAMO: Fast Adaptive Multitask Optimization, NeurIPS 2023",
 )

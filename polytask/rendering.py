@@ -1,9 +1,14 @@
-"""The comparison's HTML report: tables plus plots from every run's ``metrics.jsonl``, in one self-contained file.
+"""Rendering results for people: terminal tables, Markdown, the HTML report and its plots, heatmaps.
 
-Why: Δm and verdicts say *whether* multi-task learning helped; the dev curves, the task weights
-a method chose and the pairwise gradient cosines over training suggest *why*. The plots are
-embedded as base64 PNG data URIs (the file can be mailed or archived alone) and also written
-beside it as PNG files.
+Why: one room for presentation, apart from the arithmetic (``evaluation``) and the runners
+(``evidence``), so the numbers can be tested without drawing and the drawing changed without
+touching the numbers. matplotlib is imported inside the functions that plot.
+
+The comparison's HTML report holds tables plus plots from every run's ``metrics.jsonl`` in one
+self-contained file: Δm and verdicts say *whether* multi-task learning helped; the dev curves,
+the task weights a method chose and the pairwise gradient cosines over training suggest *why*.
+The plots are embedded as base64 PNG data URIs (the file can be mailed or archived alone) and
+also written beside it as PNG files.
 """
 
 from __future__ import annotations
@@ -19,16 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rich import box
+from rich.table import Table
+
 from polytask.dependencies import require
-from polytask.errors import PolytaskError
-from polytask.evidence.compare import (
-    COMPARE_JSON,
-    STL,
-    delta_m_text,
-    mean_std_text,
-    run_labels,
-    setup_line,
-)
+from polytask.evaluation.comparison import STL
 from polytask.training.run_dir import METRICS
 
 if TYPE_CHECKING:
@@ -49,16 +49,6 @@ class Plot:
     note: str | None = None
 
 
-def load_comparison(out: str | Path) -> dict[str, Any]:
-    path = Path(out) / COMPARE_JSON
-    if not path.is_file():
-        raise PolytaskError(f"{out} holds no {COMPARE_JSON}: run 'polytask compare' into it first")
-    try:
-        return json.loads(path.read_text())
-    except ValueError as error:
-        raise PolytaskError(f"{path}: not valid JSON ({error})") from None
-
-
 def read_records(path: Path) -> list[dict[str, Any]]:
     """A run's ``metrics.jsonl`` records (empty when the file is missing)."""
     if not path.is_file():
@@ -66,10 +56,9 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def write_report(out: str | Path, result: Mapping[str, Any] | None = None) -> Path:
-    """Render ``out/report.html`` (and the PNGs beside it) from ``out/compare.json`` and the runs' metrics."""
+def write_report(out: str | Path, result: Mapping[str, Any]) -> Path:
+    """Render ``out/report.html`` (and the PNGs beside it) from a comparison's result and its runs' metrics."""
     out = Path(out)
-    result = result if result is not None else load_comparison(out)
     records: Records = {group: [read_records(out / relative / METRICS) for relative in seeds.values()]
                         for group, seeds in result["runs"].items()}
     plots = [delta_m_plot(result), dev_curve_plot(result, records), weight_plot(result, records),
@@ -351,3 +340,218 @@ def render_html(result: Mapping[str, Any], plots: Sequence[Plot]) -> str:
     body = "\n".join(sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>polytask compare</title>'
             f"<style>{_STYLE}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+# --------------------------------------------------------------------------------------
+# Comparison tables and Markdown
+
+
+def run_labels(result: Mapping[str, Any]) -> list[str]:
+    return [STL, *result["methods"]]
+
+
+def format_value(value: float | None, like: float | None = None) -> str:
+    """Two decimals, four below 1 (MSE, Pearson); ``like`` picks the precision (a std shown as its mean)."""
+    if value is None:
+        return "–"
+    reference = value if like is None else like
+    return f"{value:.2f}" if abs(reference) >= 1 else f"{value:.4f}"
+
+
+def mean_std_text(cell: Mapping[str, Any]) -> str:
+    if cell["mean"] is None:
+        return "–"
+    return f"{format_value(cell['mean'])} ± {format_value(cell['std'], like=cell['mean'])}"
+
+
+def delta_m_text(entry: Mapping[str, Any]) -> str:
+    if entry["mean"] is None:
+        return "–"
+    low, high = entry["ci95"]
+    return f"{entry['mean']:+.2f}% [{low:+.2f}, {high:+.2f}]"
+
+
+def setup_line(result: Mapping[str, Any]) -> str:
+    seeds = result["seeds"]
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}–{seeds[-1]} ({len(seeds)})"
+    splits = sorted({p["split"] for p in result["primary"].values()})
+    return f"{seed_text}; {' and '.join(splits)} split; mean ± std over seeds"
+
+
+_VERDICT_MARKS = {"positive": ("green", "▲"), "negative": ("red", "▼"), "neutral": ("yellow", "·")}
+
+
+def comparison_table(result: Mapping[str, Any]) -> Table:
+    """Each task's primary metric per run (mean ± std), the verdict against single-task, and Δm."""
+    table = Table(title=f"single-task (stl) vs multi-task · {setup_line(result)}", box=box.SIMPLE_HEAD,
+                  caption="▲ positive, ▼ negative, · neutral: paired t-test over seeds, p < 0.05")
+    labels = run_labels(result)
+    table.add_column("task")
+    table.add_column("metric")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for task, primary in result["primary"].items():
+        arrow = "↑" if primary["higher_is_better"] else "↓"
+        cells = [mean_std_text(result["tasks"][task][STL][primary["metric"]])]
+        for method in result["methods"]:
+            style, mark = _VERDICT_MARKS[result["verdicts"][method][task]]
+            text = mean_std_text(result["tasks"][task][method][primary["metric"]])
+            cells.append(f"[{style}]{text} {mark}[/]")
+        table.add_row(task, f"{primary['metric']} {arrow}", *cells)
+    table.add_row("Δm", "% [95% CI]", "", *(delta_m_text(result["delta_m"][m]) for m in result["methods"]),
+                  end_section=True)
+    return table
+
+
+def comparison_markdown(result: Mapping[str, Any]) -> str:
+    """compare.md: Δm, verdicts and every metric per task, as Markdown tables."""
+    labels = run_labels(result)
+    lines = ["# Did multi-task learning help?", "", setup_line(result) + ".", ""]
+    lines += ["## Δm (% vs single-task; > 0: multi-task better)", "", "| method | Δm | 95% CI | per seed |",
+              "|---|---:|---|---|"]
+    for method in result["methods"]:
+        entry = result["delta_m"][method]
+        interval = "–" if entry["mean"] is None else f"[{entry['ci95'][0]:+.2f}, {entry['ci95'][1]:+.2f}]"
+        per_seed = ", ".join("–" if v is None else f"{v:+.2f}" for v in entry["per_seed"])
+        mean = "–" if entry["mean"] is None else f"{entry['mean']:+.2f}"
+        lines.append(f"| {method} | {mean} | {interval} | {per_seed} |")
+    lines += ["", "## Verdicts (paired t-test over seeds on the primary metric, p < 0.05)", "",
+              "| task | metric | " + " | ".join(result["methods"]) + " |",
+              "|---|---|" + "---|" * len(result["methods"])]
+    for task, primary in result["primary"].items():
+        cells = []
+        for method in result["methods"]:
+            test = result["tests"][method][task]
+            p = "" if test["p_value"] is None else f", p={test['p_value']:.3g}"
+            cells.append(f"{test['verdict']} ({test['mean_difference']:+.3g}{p})")
+        arrow = "↑" if primary["higher_is_better"] else "↓"
+        lines.append(f"| {task} | {primary['metric']} {arrow} | " + " | ".join(cells) + " |")
+    lines += ["", "## Every metric (mean ± std over seeds)", ""]
+    for task, runs in result["tasks"].items():
+        split = result["primary"][task]["split"]
+        lines += [f"### {task} ({split})", "", "| metric | " + " | ".join(labels) + " |",
+                  "|---|" + "---:|" * len(labels)]
+        for metric in runs[STL]:
+            mark = " (primary)" if metric == result["primary"][task]["metric"] else ""
+            cells = " | ".join(mean_std_text(runs[label][metric]) for label in labels)
+            lines.append(f"| {metric}{mark} | {cells} |")
+        lines.append("")
+    if result.get("notes"):
+        lines += ["## Notes", ""] + [f"- {note}" for note in result["notes"]] + [""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------
+# Heatmaps
+
+
+def save_heatmap(matrix: Sequence[Sequence[float | None]], labels: Sequence[str], path: str | Path, title: str,
+                 *, row_label: str = "source task i", column_label: str = "target task j") -> Path:
+    """Write ``matrix`` (rows: ``row_label``, columns: ``column_label``) as an annotated PNG; NaN/None: '–'."""
+    matplotlib = require("matplotlib", "heatmaps", "report")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    values = np.array([[math.nan if x is None else float(x) for x in row] for row in matrix], dtype=float)
+    off_diagonal = values.copy()
+    np.fill_diagonal(off_diagonal, np.nan)
+    finite = off_diagonal[np.isfinite(off_diagonal)]
+    bound = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1.0
+    size = max(4.0, 0.9 * len(labels) + 2.5)
+    figure, axes = plt.subplots(figsize=(size + 1.0, size))
+    try:
+        colours = matplotlib.colormaps["RdBu"].with_extremes(bad="0.85")
+        image = axes.imshow(np.ma.masked_invalid(off_diagonal), cmap=colours, vmin=-bound, vmax=bound)
+        figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04)
+        axes.set_xticks(range(len(labels)), labels=labels, rotation=45, ha="right")
+        axes.set_yticks(range(len(labels)), labels=labels)
+        axes.set_xlabel(column_label)
+        axes.set_ylabel(row_label)
+        axes.set_title(title, fontsize=10)
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                value = values[i, j]
+                text = "–" if not math.isfinite(value) else _format(value)
+                dark = i != j and math.isfinite(value) and abs(value) > 0.6 * bound
+                axes.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        figure.tight_layout()
+        path = Path(path)
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)
+    return path
+
+
+def _format(value: float) -> str:
+    return f"{value:.2g}" if value != 0 and abs(value) < 0.01 else f"{value:.2f}"
+
+
+# --------------------------------------------------------------------------------------
+# Affinity tables
+
+
+def matrix_table(tasks: Sequence[str], matrix: Sequence[Sequence[float | None]], title: str) -> Table:
+    """A task × task table, rows = source task i, columns = target task j."""
+    table = Table(title=title)
+    table.add_column("i \\ j")
+    for task in tasks:
+        table.add_column(task, justify="right")
+    for task, row in zip(tasks, matrix):
+        table.add_row(task, *("–" if x is None or not math.isfinite(x) else _signed(x) for x in row))
+    return table
+
+
+def grouping_table(result: Mapping[str, Any]) -> Table:
+    """The best groupings into at most ``max_groups`` models, best first."""
+    table = Table(title=f"task groupings into at most {result['max_groups']} models (score: Σ affinity onto each task "
+                        "from its group, best first)")
+    table.add_column("rank", justify="right")
+    table.add_column("groups")
+    table.add_column("score", justify="right")
+    for rank, grouping in enumerate(result["all_groupings"], start=1):
+        text = "  ".join("{" + ", ".join(group) + "}" for group in grouping["groups"])
+        table.add_row(str(rank), text, _signed(grouping["score"]))
+    return table
+
+
+def _signed(x: float) -> str:
+    return f"{x:+.2e}" if x != 0 and abs(x) < 1e-3 else f"{x:+.4f}"
+
+
+# --------------------------------------------------------------------------------------
+# Training, evaluation and fine-tuning tables
+
+
+def metrics_table(title: str, results: dict[str, dict[str, float]]) -> Table:
+    table = Table(title=title)
+    for column in ("task", "metric", "value"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for task, metrics in results.items():
+        for metric, value in metrics.items():
+            table.add_row(task, metric, f"{value:.2f}")
+    return table
+
+
+def retention_table(retention: dict[str, Any]) -> Table:
+    """Old tasks' dev metrics before and after fine-tuning; a change is green where it is an improvement."""
+    setting = f"freeze encoder: {'yes' if retention['freeze_encoder'] else 'no'} · replay {retention['replay']:g}"
+    table = Table(title="retention on dev", caption=setting)
+    for column in ("task", "metric", "before", "after", "change"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for task, metrics in retention["tasks"].items():
+        for metric, v in metrics.items():
+            arrow = "↑" if v["higher_is_better"] else "↓"
+            change = v["change"] or 0.0
+            colour = "default" if change == 0 else ("green" if (change > 0) == v["higher_is_better"] else "red")
+            table.add_row(task, f"{metric} {arrow}", f"{v['before']:.2f}", f"{v['after']:.2f}", f"[{colour}]{change:+.2f}[/]")
+    return table
+
+
+def summary_table(summary: dict[str, Any], title: str) -> Table:
+    table = Table(title=title)
+    for column in ("task", "metric", "dev", "test"):
+        table.add_column(column, justify="left" if column in ("task", "metric") else "right")
+    for task, metrics in summary["tasks"].items():
+        for metric, values in metrics.items():
+            table.add_row(task, metric, *(f"{values[s]:.2f}" if values[s] is not None else "–" for s in ("dev", "test")))
+    return table

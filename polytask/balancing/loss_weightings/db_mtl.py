@@ -10,15 +10,15 @@ from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.engine import GradientEngine, TaskJacobian
-from polytask.balancing.registry import register_method
-from polytask.balancing.weighting import Combination, LossWeighting, check_option
+from polytask.balancing.loss_weighting import Combination, LossWeighting, check_option
+from polytask.balancing.methods import register_method
 
 _EPSILON = 1e-8
 
 
 @register_method(
     "db_mtl",
-    kind="weighting",
+    kind="loss weighting",
     needs="gradients",
     paper="Lin et al., Dual-Balancing for Multi-Task Learning, arXiv:2308.12029, 2023",
 )

@@ -1,0 +1,44 @@
+"""What the data pipeline needs of an encoder and of a task: a featurizer and a label codec.
+
+Why: data is the bottom layer. Batching turns examples into tensors with the encoder's
+featurizer and each task's label codec, so it declares those two small interfaces here and
+the encoders (``models``) and task types (``tasks``) implement them; data imports neither.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from torch import Tensor
+
+from polytask.data.example import Example
+
+
+class Featurizer(ABC):
+    """Turns tokenised sentences into the encoder's input tensors (runs at collate time)."""
+
+    @abstractmethod
+    def fit(self, examples: Sequence[Example]) -> None:
+        """Build vocabularies from training examples (no-op for pretrained tokenizers)."""
+
+    @abstractmethod
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+        """Input tensors for a batch; must include ``mask`` of shape [batch, words]."""
+
+    @abstractmethod
+    def to_json(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_json(self, data: dict[str, Any]) -> None: ...
+
+
+class LabelCodec(Protocol):
+    """A task's labels as data sees them: parsed and checked when read, encoded when batched (``TaskType``)."""
+
+    def parse_label(self, raw: Any, origin: str) -> Any: ...
+
+    def check_label(self, label: Any, tokens: Sequence[str], origin: str) -> None: ...
+
+    def encode_targets(self, labels: Sequence[Any | None], max_length: int) -> tuple[Tensor, Tensor]: ...
