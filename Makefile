@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Every pip call is constrained to the local CPU torch 2.13.0 so no CUDA build is ever resolved.
 PIP_INSTALL := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(PIP) install -c constraints.txt
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo lint test test-fast bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ venv: $(VENV)/.installed
 demo: venv
 	$(VENV)/bin/polytask demo
 
-# Two pytest workers on two cores, one torch thread each (two threads each would oversubscribe).
-test: venv
+# Lint first (ruff, configured in pyproject.toml), then two pytest workers on two cores, one torch
+# thread each (two threads each would oversubscribe).
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint
 	OMP_NUM_THREADS=1 $(PY) -m pytest -n 2 -q --durations=10 tests
 
 # Timings: run on an otherwise idle machine (each script interleaves what it compares).

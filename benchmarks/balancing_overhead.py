@@ -66,10 +66,10 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from polytask.balancing.balancer import Balancer, StepContext  # noqa: E402
-from polytask.balancing.registry import available_methods, build_balancer  # noqa: E402
-from polytask.balancing.row_lookups import RowLookupRecorder  # noqa: E402
-from polytask.errors import MissingDependencyError  # noqa: E402
+from polytask.balancing.balancer import Balancer, StepContext
+from polytask.balancing.registry import available_methods, build_balancer
+from polytask.balancing.row_lookups import RowLookupRecorder
+from polytask.errors import MissingDependencyError
 
 EVERY_K = 10
 # Loss-weighting options measured as extra rows, under the mode name given here.
@@ -96,7 +96,7 @@ class Workload(nn.Module):
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         states = self.encode(batch)
-        return states, self.losses_from({t: states for t in self.heads}, batch)
+        return states, self.losses_from(dict.fromkeys(self.heads, states), batch)
 
 
 class Tagger(Workload):

@@ -36,9 +36,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from polytask.config import EncoderConfig  # noqa: E402
-from polytask.data.example import Example  # noqa: E402
-from polytask.models.encoders import build_encoder  # noqa: E402
+from polytask.config import EncoderConfig
+from polytask.data.example import Example
+from polytask.models.encoders import build_encoder
 
 BATCH, WORDS, CLASSES = 32, 30, 45
 ENCODERS = {

@@ -74,7 +74,7 @@ def main() -> None:
     records = [{"mode": name, "examples_per_second": statistics.median(values),
                 "tokens_per_second": statistics.median(token_rates[name]), "steps": args.steps, "rounds": args.rounds,
                 "threads": torch.get_num_threads()} for name, values in rates.items()]
-    mixed, single = (r["examples_per_second"] for r in records)
+    _mixed, single = (r["examples_per_second"] for r in records)
     for record in records:
         record["ratio_to_one_task"] = record["examples_per_second"] / single
     table = Table(title=f"step throughput (BiLSTM, {args.rounds} rounds × {args.steps} steps, median)")

@@ -20,8 +20,10 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from polytask.errors import ConfigError
 
@@ -115,7 +117,19 @@ class AdapterConfig(StrictModel):
     train_encoder: bool = Field(False, description="also train the pretrained weights (default: frozen, only adapters train)")
 
 
-_TRANSFORMER_ONLY = ("model", "max_length", "window_stride", "adapters", "chunk_rows")
+_WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout")
+
+ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
+    "bilstm": (*_WORD_FIELDS, "hidden", "layers", "dropout"),
+    "cnn": (*_WORD_FIELDS, "hidden", "layers", "kernel_size", "dropout"),
+    "transformer": ("model", "subword_pooling", "max_length", "window_stride", "adapters", "chunk_rows"),
+}
+"""The ``encoder`` fields each encoder type reads; setting another is an error naming the field and the type.
+``models.encoders.register_encoder`` adds a new type's fields (and its ``options`` model)."""
+
+ENCODER_FIELD_ERROR = "encoder_field"
+ENCODER_OPTIONS: dict[str, type[BaseModel]] = {}
+"""An encoder type's own options model, validating ``encoder.options`` (``register_encoder(name, options=...)``)."""
 
 
 class EncoderConfig(StrictModel):
@@ -146,14 +160,43 @@ class EncoderConfig(StrictModel):
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.33, ge=0.0, lt=1.0)
 
+    options: dict[str, Any] = Field(default_factory=dict, description="options of an encoder added with "
+                                    "register_encoder(name, options=Model), checked against its model")
+
+    @model_serializer(mode="wrap")
+    def _only_the_type_fields(self, handler: Any) -> dict[str, Any]:
+        """Dumps (a run's config.yaml) hold only the fields the encoder type reads."""
+        data = handler(self)
+        accepted = ENCODER_FIELDS.get(self.type)
+        if accepted is None or not isinstance(data, dict):
+            return data
+        return {name: value for name, value in data.items() if name == "type" or name in accepted}
+
     @model_validator(mode="after")
-    def _transformer_fields(self) -> EncoderConfig:
+    def _fields_of_the_type(self) -> EncoderConfig:
         if self.type == "transformer" and not self.model:
             raise ValueError("encoder type 'transformer' needs 'model' (a local folder, a hub id or minilm)")
-        if self.type in ("bilstm", "cnn"):
-            given = [name for name in _TRANSFORMER_ONLY if getattr(self, name) is not None]
-            if given:
-                raise ValueError(f"{', '.join(given)} only apply to encoder type 'transformer', not {self.type!r}")
+        accepted = ENCODER_FIELDS.get(self.type)
+        if accepted is None:  # not registered (yet): build_encoder names the unknown type
+            return self
+        defaults = EncoderConfig.model_fields
+        foreign = sorted(name for name in self.model_fields_set - {"type"} - set(accepted)
+                         if getattr(self, name) != defaults[name].get_default(call_default_factory=True))
+        if foreign:
+            valid = ", ".join(sorted(accepted)) or "none"
+            raise PydanticCustomError(ENCODER_FIELD_ERROR, "{field} does not apply to encoder type '{type}' (its fields: {valid})",
+                                      {"field": foreign[0], "type": self.type, "valid": valid})
+        options_model = ENCODER_OPTIONS.get(self.type)
+        if options_model is not None:
+            try:
+                validated = options_model.model_validate(self.options).model_dump(mode="json")
+                self.__dict__["options"] = validated  # not setattr: validate_assignment would rerun this check
+            except ValidationError as error:
+                first = error.errors()[0]
+                message = _message(first) + f" (options of encoder type {self.type!r})"
+                raise PydanticCustomError(ENCODER_FIELD_ERROR, "{message}",
+                                          {"field": ".".join(["options", *map(str, first["loc"])]),
+                                           "message": message}) from None
         return self
 
 
@@ -333,6 +376,18 @@ def expand_path(value: str, field: str, file: str | None) -> str:
     return str(Path(os.path.expanduser(_VAR.sub(replace, value))).absolute())
 
 
+def _message(error: Mapping[str, Any]) -> str:
+    """One pydantic error as a short sentence."""
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check its spelling)"
+    elif error["type"] == "missing":
+        message = "missing required field"
+    elif error["type"] == "literal_error" and "input" in error:
+        message = f"{error['input']!r} is not allowed: {message}"
+    return message
+
+
 def _field_path(loc: tuple) -> str:
     return ".".join(str(part) for part in loc if not str(part).startswith("function-after"))
 
@@ -345,15 +400,11 @@ def validate_config(data: Any, file: str | None = None, check_files: bool = True
         config = ExperimentConfig.model_validate(dict(data))
     except ValidationError as error:
         first = error.errors()[0]
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field (check its spelling)"
-        elif first["type"] == "missing":
-            message = "missing required field"
-        elif first["type"] == "literal_error" and "input" in first:
-            message = f"{first['input']!r} is not allowed: {message}"
+        loc = first["loc"]
+        if first["type"] == ENCODER_FIELD_ERROR:  # the encoder names the field inside its section
+            loc = (*loc, *first["ctx"]["field"].split("."))
         more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-        raise ConfigError(message + more, field=_field_path(first["loc"]) or None, file=file) from None
+        raise ConfigError(_message(first) + more, field=_field_path(loc) or None, file=file) from None
     for name, task in config.tasks.items():
         for index, data in enumerate(task.sources()):
             prefix = f"tasks.{name}.data" + (f".{index}" if isinstance(task.data, list) else "")

@@ -56,7 +56,7 @@ def test_corpora_share_the_world_not_the_sentences() -> None:
     two = generate_splits({"t": "tag"}, seed=3, corpus="two", size=200)["train"]
     other_world = generate_splits({"t": "tag"}, seed=4, corpus="one", size=200)["train"]
     assert [e.tokens for e in one] != [e.tokens for e in two]
-    words = lambda examples: {w for e in examples for w in e.tokens}  # noqa: E731
+    words = lambda examples: {w for e in examples for w in e.tokens}
     assert len(words(one) & words(two)) > 0.8 * len(words(one))  # one lexicon
     assert len(words(one) & words(other_world)) < 0.2 * len(words(one))  # another world, another lexicon
 

@@ -10,8 +10,8 @@ import pytest
 from polytask.config import validate_config
 from polytask.dependencies import require
 from polytask.errors import MissingDependencyError
-from polytask.evidence.lookahead_affinity import run_lookahead_affinity as run_affinity
 from polytask.evidence.compare import compare
+from polytask.evidence.lookahead_affinity import run_lookahead_affinity as run_affinity
 from tests.conftest import tiny_config_dict
 
 

@@ -26,6 +26,14 @@ from polytask.balancing.engine import (
 )
 from polytask.errors import ConfigError
 
+NON_CONFLICTING = "non_conflicting"
+"""The update never opposes a task: ⟨update, gᵢ⟩ ≥ 0 for every task i (Quinton & Rey 2024, TorchJD)."""
+PERMUTATION_INVARIANT = "permutation_invariant"
+"""Reordering the tasks does not change the update."""
+POSITIVELY_HOMOGENEOUS = "positively_homogeneous"
+"""Scaling every gradient by λ > 0 scales the update by λ."""
+PROPERTIES = (NON_CONFLICTING, PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS)
+
 
 class GramianWeighting(ABC):
     """Gramian (T×T, float64) of the present tasks' gradients → T weights (float64).
@@ -35,6 +43,8 @@ class GramianWeighting(ABC):
     """
 
     supported_modes: tuple[str, ...] = MODES
+    promises: frozenset[str] = frozenset()
+    """Which of ``PROPERTIES`` the method guarantees; tests check each on every registered method."""
 
     def __call__(self, gramian: Tensor, tasks: Sequence[str]) -> Tensor:
         return self.weights(gramian, tasks)
@@ -59,6 +69,8 @@ class Aggregator(ABC):
     # An update that is not Σ wᵢ gᵢ cannot be pushed through the rest of the model from a
     # parameter subset, so aggregators support the modes where the engine holds the full update.
     supported_modes: tuple[str, ...] = ("exact", "representation")
+    promises: frozenset[str] = frozenset()
+    """Which of ``PROPERTIES`` the method guarantees; tests check each on every registered method."""
 
     def __call__(self, jacobian: Tensor, tasks: Sequence[str]) -> Tensor:
         return self.aggregate(jacobian, tasks)
@@ -135,7 +147,7 @@ class GradientBalancer(Balancer):
         if not any(p.requires_grad for p in context.shared_parameters.values()):
             # A frozen encoder: the method has no shared parameters to act on; heads get their own gradients.
             torch.stack([losses[t] for t in tasks]).sum().backward()
-            return {"weights": {t: 1.0 for t in tasks}, "recomputed": False}
+            return {"weights": dict.fromkeys(tasks, 1.0), "recomputed": False}
         if self._can_reuse(tasks):
             self._steps_since_update += 1
             self.engine.weighted_backward(losses, self._weights, context)
@@ -154,7 +166,7 @@ class GradientBalancer(Balancer):
             weights = None
             update = self.method.aggregate_jacobian(jacobian)
             # GradDrop-like aggregators sum masked task gradients with coefficient 1.
-            stats["weights"] = {t: 1.0 for t in tasks}
+            stats["weights"] = dict.fromkeys(tasks, 1.0)
         self.engine.apply_update(jacobian, update, weights, losses, context)
         stats["recomputed"] = True
         if self.engine.strategy is not None:

@@ -20,7 +20,7 @@ __all__ = ["available_methods", "build_balancer", "register_method"]
 
 def _load_builtin_methods() -> None:
     # Importing the packages runs their @register_method decorators.
-    import polytask.balancing.aggregators  # noqa: F401
+    import polytask.balancing.aggregators
     import polytask.balancing.loss_weightings  # noqa: F401
 
 

@@ -85,7 +85,7 @@ class StepBuilder:
 
             options = {"seed": seed, **config.sampling.options}
             self.sampler = build_sampler(config.sampling.method, self.task_sizes, **options)
-        self.seen = {task: 0 for task in tasks}
+        self.seen = dict.fromkeys(tasks, 0)
 
     def steps_per_epoch(self) -> int:
         """Steps in one epoch: ``training.epoch.steps``, or one expected pass over a task (default: the largest)."""
@@ -125,7 +125,7 @@ class StepBuilder:
     def importance_weights(self, step: int, total_steps: int) -> dict[str, float]:
         """Sampler-aware loss correction: 1/π_i so the expected loss is the unweighted task sum."""
         if self.sampler is None:
-            return {task: 1.0 for task in self.tasks}
+            return dict.fromkeys(self.tasks, 1.0)
         return self.sampler.importance_weights(step, total_steps, self.tasks_per_step)
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -245,7 +245,7 @@ def test_gradvac_targets_follow_task_names_across_subsets():
     sub = jacobian[[0, 2]]
     method(sub @ sub.T, ["a", "c"])  # b absent: its targets stay, a|c updates
     state = method.state_dict()["targets"]
-    assert "a|b" in state and abs(state["a|c"] - cosine_ac) < 1e-6 or state["a|c"] > cosine_ac
+    assert ("a|b" in state and abs(state["a|c"] - cosine_ac) < 1e-6) or state["a|c"] > cosine_ac
     restored = GradVac(beta=1.0)
     restored.load_state_dict(method.state_dict())
     assert restored.state_dict() == method.state_dict()

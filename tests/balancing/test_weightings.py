@@ -97,7 +97,7 @@ def test_steps_set_gradients_everywhere(method: str) -> None:
         assert set(stats["weights"]) == set(TASKS)
         assert all(math.isfinite(w) for w in stats["weights"].values())
         optimizer.step()
-        balancer.after_optimizer_step({t: l.detach() for t, l in losses.items()}, context)
+        balancer.after_optimizer_step({t: loss.detach() for t, loss in losses.items()}, context)
 
 
 @pytest.mark.parametrize("method", WEIGHTINGS)
@@ -148,7 +148,7 @@ def test_uw_gradient_of_log_variance() -> None:
     assert uw.scalars["a"].grad.item() == pytest.approx(1 - math.exp(-0.5) * 2.0)
     assert uw.scalars["b"].grad.item() == pytest.approx(1 - math.exp(1.0) * 0.3)
     assert stats["weights"] == pytest.approx({"a": math.exp(-0.5), "b": math.exp(1.0)})
-    assert uw.scalars["a"] is list(uw.parameters())[0]
+    assert uw.scalars["a"] is next(iter(uw.parameters()))
 
 
 def test_imtl_l_gradient_of_log_scale() -> None:
@@ -208,7 +208,7 @@ def test_famo_weights_and_paper_logit_update() -> None:
     assert sum(stats["weights"].values()) == pytest.approx(1.0)
 
     after = {"a": torch.tensor(1.0), "b": torch.tensor(0.8)}
-    famo.after_optimizer_step({t: l.detach() for t, l in before.items()}, make_context({}, recompute=lambda: after))
+    famo.after_optimizer_step({t: loss.detach() for t, loss in before.items()}, make_context({}, recompute=lambda: after))
     delta = [math.log(2.0 / 1.0), math.log(1.0 / 0.8)]
     mean = z[0] * delta[0] + z[1] * delta[1]
     d = [z[0] * (delta[0] - mean), z[1] * (delta[1] - mean)]
@@ -268,7 +268,7 @@ def gradnorm_problem(y: tuple[float, float, float]):
 
 
 def gradnorm_weight_grads(w, losses, initial, norms, alpha):
-    relative = [l / l0 for l, l0 in zip(losses, initial)]
+    relative = [loss / first for loss, first in zip(losses, initial)]
     rates = [r / (sum(relative) / len(relative)) for r in relative]
     g = [wi * n for wi, n in zip(w, norms)]
     targets = [sum(g) / len(g) * r**alpha for r in rates]
@@ -277,7 +277,7 @@ def gradnorm_weight_grads(w, losses, initial, norms, alpha):
 
 def test_gradnorm_weight_gradient_first_step() -> None:
     gradnorm = GradNorm(TASKS, alpha=1.5)
-    weight, losses, values, norms = gradnorm_problem((1.0, 1.0, 1.0))
+    weight, losses, _values, norms = gradnorm_problem((1.0, 1.0, 1.0))
     stats = gradnorm.backward(losses, make_context({"trunk.weight": weight}))
     assert norms == [20.0, 100.0, 2.5]
     assert list(stats["grad_norms"].values()) == pytest.approx(norms)
@@ -307,7 +307,7 @@ def test_gradnorm_weight_gradient_with_training_rates() -> None:
     assert torch.allclose(weight.grad, model_grad)
 
     torch.optim.SGD(gradnorm.parameters(), lr=0.001).step()
-    gradnorm.after_optimizer_step({t: l.detach() for t, l in losses.items()}, make_context({}))
+    gradnorm.after_optimizer_step({t: loss.detach() for t, loss in losses.items()}, make_context({}))
     stepped = [wi - 0.001 * g for wi, g in zip(w, expected)]
     renormalised = [3 * s / sum(stepped) for s in stepped]
     assert [gradnorm.scalars[t].item() for t in TASKS] == pytest.approx(renormalised)

@@ -80,7 +80,7 @@ def test_temperature_probabilities_exact():
 
 
 def test_uniform_probabilities_exact():
-    assert UniformSampler(SIZES).probabilities(5, 10) == {t: 1 / 3 for t in SIZES}
+    assert UniformSampler(SIZES).probabilities(5, 10) == dict.fromkeys(SIZES, 1 / 3)
 
 
 def test_annealed_alpha_exact_over_epochs():
@@ -95,7 +95,7 @@ def test_annealed_alpha_exact_over_steps():
     sampler = AnnealedSampler(SIZES)  # every step its own epoch: e = step + 1, E = total_steps
     assert [sampler.alpha(s, 11) for s in (0, 1, 5, 10)] == pytest.approx([1.0, 0.92, 0.6, 0.2], abs=1e-12)
     assert sampler.alpha(0, 1) == 1.0  # a single epoch stays proportional
-    assert AnnealedSampler(SIZES, decay=1.0).probabilities(10, 11) == pytest.approx({t: 1 / 3 for t in SIZES})
+    assert AnnealedSampler(SIZES, decay=1.0).probabilities(10, 11) == pytest.approx(dict.fromkeys(SIZES, 1 / 3))
     assert sampler.probabilities(0, 11) == pytest.approx(ProportionalSampler(SIZES).probabilities(0, 11), abs=1e-12)
 
 
@@ -171,10 +171,10 @@ def test_small_task_seen_at_its_configured_rate_next_to_a_100x_larger_one(cls, e
 
 def test_all_tasks_per_step():
     for name, cls in SAMPLERS.items():
-        sampler = cls(SIZES, weights={t: 1.0 for t in SIZES}) if name == "weighted" else cls(SIZES)
+        sampler = cls(SIZES, weights=dict.fromkeys(SIZES, 1.0)) if name == "weighted" else cls(SIZES)
         assert sampler.sample(0, 10) == list(SIZES)
         assert sampler.sample(0, 10, k=3) == list(SIZES)
-        assert sampler.inclusion_probabilities(0, 10) == {t: 1.0 for t in SIZES}
+        assert sampler.inclusion_probabilities(0, 10) == dict.fromkeys(SIZES, 1.0)
 
 
 # ------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def test_round_robin_weights_are_exact_over_a_cycle():
     sampler = RoundRobinSampler(SIZES)
     losses = {"ner": 1.0, "pos": 2.0, "sentiment": 4.0}
     weights = sampler.importance_weights(0, 1, k=2)
-    assert weights == pytest.approx({t: 1.5 for t in SIZES})
+    assert weights == pytest.approx(dict.fromkeys(SIZES, 1.5))
     steps = [sampler.sample(s, 3, k=2) for s in range(3)]  # lcm(3, 2)/2 = 3 steps: one period
     assert sum(weights[t] * losses[t] for tasks in steps for t in tasks) / 3 == pytest.approx(7.0)
 

@@ -16,7 +16,6 @@ from polytask.config import validate_config
 from polytask.demo import demo_config
 from polytask.errors import PolytaskError
 from polytask.evaluation.grouping import grouping_score
-from polytask.evidence.lookahead_affinity import AffinityMeter, measure_affinity
 from polytask.evidence.lookahead import (
     LOOKAHEADS,
     adam_step,
@@ -24,6 +23,7 @@ from polytask.evidence.lookahead import (
     parameter_rates,
     sgd_step,
 )
+from polytask.evidence.lookahead_affinity import AffinityMeter, measure_affinity
 from polytask.training.callbacks import Callback
 from polytask.training.setup import build_experiment
 from polytask.training.trainer import Trainer

@@ -5,84 +5,27 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import math
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
-from polytask.rendering import write_report
-from scipy import stats
 from typer.testing import CliRunner
 
 from polytask.cli import app
 from polytask.config import validate_config
 from polytask.errors import PolytaskError
 from polytask.evaluation.delta_m import (
-    PrimaryMetric,
-    confidence_interval,
     delta_m,
-    relative_change,
 )
-from polytask.evaluation.verdict import paired_verdict
 from polytask.evidence import runs as runs_module
-from polytask.evaluation.comparison import summarise
 from polytask.evidence.compare import compare
-from polytask.rendering import comparison_markdown as markdown
 from polytask.evidence.runs import PlannedRun, method_config, single_task_config
+from polytask.rendering import write_report
 
 # --------------------------------------------------------------------------------------
 # Δm, intervals, verdicts
-
-
-def test_delta_m_mixed_directions_hand_computed() -> None:
-    directions = {"pos": True, "score": False}  # accuracy up is good, MSE down is good
-    # accuracy 80 -> 90: +12.5%; MSE 1.0 -> 0.5: +50% (lower is better)
-    assert delta_m({"pos": 90.0, "score": 0.5}, {"pos": 80.0, "score": 1.0}, directions) == pytest.approx(31.25)
-    # accuracy 80 -> 72: -10%; MSE 1.0 -> 1.5: -50%
-    assert delta_m({"pos": 72.0, "score": 1.5}, {"pos": 80.0, "score": 1.0}, directions) == pytest.approx(-30.0)
-    # a gain on one task cancelling a loss on the other
-    assert delta_m({"pos": 88.0, "score": 1.1}, {"pos": 80.0, "score": 1.0}, directions) == pytest.approx(0.0)
-
-
-def test_relative_change_zero_and_negative_baselines() -> None:
-    assert math.isnan(relative_change(5.0, 0.0, True))
-    assert relative_change(-0.25, -0.5, True) == pytest.approx(50.0)  # Pearson -0.5 -> -0.25 is better
-    assert relative_change(0.8, 1.0, False) == pytest.approx(20.0)
-
-
-def test_confidence_interval_hand_computed() -> None:
-    interval = confidence_interval([1.0, 2.0, 3.0])  # mean 2, s = 1, t_{0.975, 2} = 4.302653
-    half = 4.302652729749462 / math.sqrt(3)
-    assert (interval.mean, interval.low, interval.high, interval.n) == pytest.approx((2.0, 2.0 - half, 2.0 + half, 3))
-    assert confidence_interval([4.0, 4.0]).to_json() == {"mean": 4.0, "ci95": [4.0, 4.0], "n": 2}
-    one = confidence_interval([1.5])
-    assert (one.low, one.mean, one.high) == (1.5, 1.5, 1.5)
-
-
-@pytest.mark.parametrize(
-    ("multi", "single", "higher", "expected"),
-    [
-        ([91.0, 92.1, 90.9, 91.5], [90.0, 91.0, 90.1, 90.4], True, "positive"),  # +1.0, +1.1, +0.8, +1.1
-        ([89.0, 89.9, 89.2, 89.3], [90.0, 91.0, 90.1, 90.4], True, "negative"),
-        ([90.5, 90.4, 90.3, 90.3], [90.0, 91.0, 90.1, 90.4], True, "neutral"),  # +0.5, -0.6, +0.2, -0.1
-        ([0.40, 0.42, 0.41], [0.50, 0.53, 0.50], False, "positive"),  # MSE went down: better
-        ([0.60, 0.62, 0.61], [0.50, 0.53, 0.50], False, "negative"),
-        ([95.0], [90.0], True, "neutral"),  # one seed: no test
-        ([90.0, 91.0], [90.0, 91.0], True, "neutral"),  # identical values
-        ([89.0, 90.0], [90.0, 91.0], True, "neutral"),  # equal differences: no spread, no test
-    ],
-)
-def test_paired_verdict(multi: list[float], single: list[float], higher: bool, expected: str) -> None:
-    result = paired_verdict(multi, single, higher)
-    assert result.verdict == expected
-    if len({m - s for m, s in zip(multi, single)}) == 1:
-        assert result.p_value is None
-    else:
-        assert result.p_value == pytest.approx(stats.ttest_rel(multi, single).pvalue)
-    sign = 1 if higher else -1
-    assert result.mean_difference == pytest.approx(sign * (sum(multi) - sum(single)) / len(multi))
 
 
 # --------------------------------------------------------------------------------------
@@ -106,52 +49,6 @@ def test_single_task_and_method_configs() -> None:
     assert method_config(base, "pcgrad", "gradient aggregator")["balancing"] == {"method": "pcgrad", "mode": "representation"}
     assert method_config(base, "uw", "loss weighting")["balancing"] == {"method": "uw"}
     assert base["balancing"]["method"] == "cagrad"  # not modified
-
-
-def _summary(tasks: dict[str, dict[str, float]]) -> dict:
-    return {"tasks": {t: {m: {"dev": v, "test": v} for m, v in metrics.items()} for t, metrics in tasks.items()},
-            "train_seconds": 1.0}
-
-
-def test_summarise_pairs_seeds_and_uses_directions(tmp_path: Path) -> None:
-    primaries = {"pos": PrimaryMetric("accuracy", True), "score": PrimaryMetric("mse", False)}
-    seeds = [1, 2, 3]
-    stl_pos, stl_mse = [80.0, 82.0, 81.0], [1.0, 2.0, 1.0]
-    ew_pos, ew_mse = [88.0, 90.2, 89.1], [1.5, 2.6, 1.5]  # MSE up: worse
-    planned, summaries = [], {}
-    for i, seed in enumerate(seeds):
-        for group, label, tasks in [("ew", "ew", {"pos": {"accuracy": ew_pos[i]}, "score": {"mse": ew_mse[i]}}),
-                                    ("stl-pos", "stl", {"pos": {"accuracy": stl_pos[i]}}),
-                                    ("stl-score", "stl", {"score": {"mse": stl_mse[i]}})]:
-            run = PlannedRun(group, label, seed, {}, tmp_path / "runs" / group / f"seed-{seed}")
-            planned.append(run)
-            summaries[run.name] = _summary(tasks)
-    result = summarise(primaries, planned, summaries, ["ew"], seeds)
-    expected = [(ew_pos[i] - stl_pos[i]) / stl_pos[i] * 50 + (stl_mse[i] - ew_mse[i]) / stl_mse[i] * 50
-                for i in range(3)]
-    assert result["delta_m"]["ew"]["per_seed"] == pytest.approx(expected)
-    interval = confidence_interval(expected)
-    assert result["delta_m"]["ew"]["mean"] == pytest.approx(interval.mean)
-    assert result["delta_m"]["ew"]["ci95"] == pytest.approx([interval.low, interval.high])
-    assert result["tasks"]["pos"]["stl"]["accuracy"]["mean"] == pytest.approx(81.0)
-    assert result["tasks"]["pos"]["stl"]["accuracy"]["std"] == pytest.approx(1.0)
-    assert result["verdicts"]["ew"] == {"pos": "positive", "score": "negative"}
-    assert result["primary"]["score"] == {"metric": "mse", "higher_is_better": False, "split": "test"}
-    assert result["runs"]["stl-pos"]["2"] == str(Path("runs/stl-pos/seed-2"))
-    text = markdown(result)
-    assert "| ew |" in text and "positive" in text
-
-
-def test_summarise_one_seed_has_a_point_interval(tmp_path: Path) -> None:
-    primaries = {"pos": PrimaryMetric("accuracy", True)}
-    planned = [PlannedRun("ew", "ew", 5, {}, tmp_path / "ew"), PlannedRun("stl-pos", "stl", 5, {}, tmp_path / "stl")]
-    summaries = {"ew/seed-5": _summary({"pos": {"accuracy": 90.0}}),
-                 "stl-pos/seed-5": _summary({"pos": {"accuracy": 80.0}})}
-    result = summarise(primaries, planned, summaries, ["ew"], [5])
-    assert result["delta_m"]["ew"]["mean"] == pytest.approx(12.5)
-    assert result["delta_m"]["ew"]["ci95"] == pytest.approx([12.5, 12.5])
-    assert result["verdicts"]["ew"]["pos"] == "neutral"
-    assert any("one seed" in note for note in result["notes"])
 
 
 # --------------------------------------------------------------------------------------
@@ -353,7 +250,7 @@ def _die(config: dict, path: str) -> dict:
 def test_a_dead_worker_is_a_one_line_error_and_finished_runs_are_kept(tmp_path: Path) -> None:
     finished = PlannedRun("stl-tag", "stl", 1, {}, tmp_path / "runs" / "stl-tag" / "seed-1")
     finished.path.mkdir(parents=True)
-    (finished.path / "summary.json").write_text(json.dumps(_summary({"tag": {"accuracy": 1.0}})))
+    (finished.path / "summary.json").write_text(json.dumps({"tasks": {"tag": {"accuracy": {"dev": 1.0, "test": 1.0}}}, "train_seconds": 1.0}))
     (finished.path / "config.yaml").write_text(yaml.safe_dump({}))
     doomed = PlannedRun("ew", "ew", 1, {}, tmp_path / "runs" / "ew" / "seed-1")
     with pytest.raises(PolytaskError, match=r"worker process died while training ew/seed-1 .* rerun the same command"):

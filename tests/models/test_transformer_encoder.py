@@ -108,8 +108,7 @@ def test_every_word_gets_a_state_even_an_empty_string(tiny_bert) -> None:
 
 
 # ---------------------------------------------------------------------------------------- windowing
-LONG = ("the cat sat on the mat and the dog ran to the park while the sun was high in the sky "
-        "so we all went home for tea and cake after a long day at the old school").split()
+LONG = ["the", "cat", "sat", "on", "the", "mat", "and", "the", "dog", "ran", "to", "the", "park", "while", "the", "sun", "was", "high", "in", "the", "sky", "so", "we", "all", "went", "home", "for", "tea", "and", "cake", "after", "a", "long", "day", "at", "the", "old", "school"]
 
 
 def test_input_that_fits_one_window_is_encoded_exactly_as_without_windowing(tiny_bert) -> None:
@@ -176,7 +175,7 @@ def test_length_sorted_chunks_give_the_states_of_one_padded_call(tiny_bert, chun
 
 
 def test_chunk_rows_is_a_transformer_setting() -> None:
-    with pytest.raises(ValueError, match="chunk_rows only apply to encoder type 'transformer'"):
+    with pytest.raises(ValueError, match="chunk_rows does not apply to encoder type 'bilstm'"):
         EncoderConfig(type="bilstm", chunk_rows=8)
 
 
@@ -206,7 +205,8 @@ def test_featurizer_json_round_trip(tiny_bert) -> None:
 # ---------------------------------------------------------------------------------------- user errors
 @pytest.mark.parametrize("encoder,message", [
     ({"type": "transformer"}, "needs 'model'"),
-    ({"type": "bilstm", "model": "minilm"}, "only apply to encoder type 'transformer'"),
+    ({"type": "bilstm", "model": "minilm"}, "encoder.model: model does not apply to encoder type 'bilstm'"),
+    ({"type": "transformer", "model": "minilm", "hidden": 64}, "encoder.hidden: hidden does not apply to encoder type 'transformer'"),
     ({"type": "transformer", "model": "minilm", "subword_pooling": "last"}, "not allowed"),
     ({"type": "transformer", "model": "minilm", "adapters": {"r": 0}}, "greater than 0"),
 ])

@@ -11,7 +11,6 @@ import torch.nn.functional as F
 
 from polytask.data.example import Example
 from polytask.errors import ConfigError, DataError
-from polytask.evaluation.selection import normalised_score, selection_score
 from polytask.tasks import (
     TASK_TYPES,
     MultiLabel,
@@ -165,7 +164,7 @@ def test_regression_normalisation_round_trip() -> None:
     restored = _json_round_trip(task, Regression("score"))
 
     values = [1.0, 2.0, 3.0, 6.0]
-    targets, labelled = restored.encode_targets(values, 0)
+    targets, _labelled = restored.encode_targets(values, 0)
     assert targets.mean().item() == pytest.approx(0.0, abs=1e-6)
     assert targets.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-6)
     assert restored.decode(targets[:, None], [1] * 4) == pytest.approx(values, rel=1e-6)
@@ -240,16 +239,3 @@ def test_registry_and_build_task_errors() -> None:
         with pytest.raises(ConfigError, match=message) as caught:
             build_task(type_name, "t1", **options)
         assert caught.value.field == f"tasks.t1.{field}"
-
-
-def test_normalised_scores_and_selection() -> None:
-    assert normalised_score("f1", 90.0, True) == pytest.approx(0.9)
-    assert normalised_score("accuracy", 90.0, False) == pytest.approx(0.1)
-    assert normalised_score("mse", 1.0, False) == pytest.approx(0.5)
-    assert normalised_score("mse", 0.0, False) == 1.0
-    assert normalised_score("pearson", 0.5, True) == pytest.approx(0.75)
-    with pytest.raises(ValueError, match="METRIC_SCALES"):
-        normalised_score("bleu", 30.0, True)
-    tasks = {"ner": TokenClassification("ner", scheme="iob2"), "score": Regression("score")}
-    dev = {"ner": {"accuracy": 99.0, "f1": 80.0}, "score": {"mse": 3.0, "pearson": 0.1}}
-    assert selection_score(tasks, dev) == pytest.approx((0.8 + 0.25) / 2)

@@ -74,7 +74,7 @@ def test_finetune_reports_retention_and_writes_a_complete_run(trained_run: Path,
     experiment = load_run(out)
     assert list(experiment.tasks) == ["pos", "chunk", "ner"]
     assert set(json.loads((out / "summary.json").read_text())["tasks"]) == {"pos", "chunk", "ner"}
-    predictions = Predictor.from_run(out).predict([Example("Maria Lopez sold bread in Oslo .".split())])
+    predictions = Predictor.from_run(out).predict([Example(["Maria", "Lopez", "sold", "bread", "in", "Oslo", "."])])
     assert set(predictions[0]["tasks"]) == {"pos", "chunk", "ner"}
 
     # replay 0: only the new task trains; the encoder moves, the old heads stay as trained.

@@ -11,4 +11,4 @@ from polytask.balancing.aggregators.nash_mtl import NashMTL
 from polytask.balancing.aggregators.pcgrad import PCGrad
 from polytask.balancing.aggregators.upgrad import UPGrad
 
-__all__ = ["AlignedMTL", "CAGrad", "DualProj", "GradDrop", "GradVac", "IMTLG", "MGDA", "NashMTL", "PCGrad", "UPGrad"]
+__all__ = ["IMTLG", "MGDA", "AlignedMTL", "CAGrad", "DualProj", "GradDrop", "GradVac", "NashMTL", "PCGrad", "UPGrad"]

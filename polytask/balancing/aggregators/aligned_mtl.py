@@ -13,7 +13,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import (
+    PERMUTATION_INVARIANT,
+    POSITIVELY_HOMOGENEOUS,
+    GramianWeighting,
+)
 from polytask.balancing.aggregators._deps import torchjd_weighting
 from polytask.balancing.methods import register_method
 
@@ -22,6 +26,8 @@ from polytask.balancing.methods import register_method
                  paper="Senushkin et al. 2023, Independent Component Alignment for Multi-Task Learning, CVPR")
 class AlignedMTL(GramianWeighting):
     """Weights B·(1/T) where B whitens the gradient system and rescales it by one singular value."""
+
+    promises = frozenset({PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS})
 
     def __init__(self, scale_mode: str = "min"):
         if scale_mode not in ("min", "median", "rmse"):

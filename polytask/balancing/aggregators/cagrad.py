@@ -16,7 +16,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import (
+    PERMUTATION_INVARIANT,
+    POSITIVELY_HOMOGENEOUS,
+    GramianWeighting,
+)
 from polytask.balancing.methods import register_method
 from polytask.dependencies import require
 
@@ -25,6 +29,8 @@ from polytask.dependencies import require
                  paper="Liu et al. 2021, Conflict-Averse Gradient Descent for Multi-task Learning, NeurIPS")
 class CAGrad(GramianWeighting):
     """Weights of g₀ + λ g_w, the conflict-averse update of radius c‖g₀‖."""
+
+    promises = frozenset({PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS})
 
     def __init__(self, c: float = 0.4, rescale: int = 1):
         if c < 0:

@@ -14,7 +14,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from polytask.balancing.aggregation import Aggregator
+from polytask.balancing.aggregation import (
+    PERMUTATION_INVARIANT,
+    POSITIVELY_HOMOGENEOUS,
+    Aggregator,
+)
 from polytask.balancing.engine import TaskJacobian
 from polytask.balancing.methods import register_method
 
@@ -30,6 +34,8 @@ class GradDrop(Aggregator):
     ((S − M)/2) where P < U. The update needs only S and M, so it is computed one parameter block
     at a time from the task gradients without stacking the T×P Jacobian.
     """
+
+    promises = frozenset({PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS})
 
     def __init__(self, leak: float = 0.0):
         if not 0.0 <= leak <= 1.0:

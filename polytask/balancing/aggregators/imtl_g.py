@@ -12,7 +12,11 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import (
+    PERMUTATION_INVARIANT,
+    POSITIVELY_HOMOGENEOUS,
+    GramianWeighting,
+)
 from polytask.balancing.aggregators._deps import torchjd_weighting
 from polytask.balancing.methods import register_method
 
@@ -21,6 +25,8 @@ from polytask.balancing.methods import register_method
                  paper="Liu et al. 2021, Towards Impartial Multi-task Learning, ICLR")
 class IMTLG(GramianWeighting):
     """Weights summing to 1 that give the update equal cosine-scaled projections on all tasks."""
+
+    promises = frozenset({PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS})
 
     def __init__(self):
         self._weighting = torchjd_weighting("IMTLGWeighting", "IMTL-G")

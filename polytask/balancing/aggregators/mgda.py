@@ -15,7 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import (
+    NON_CONFLICTING,
+    PERMUTATION_INVARIANT,
+    POSITIVELY_HOMOGENEOUS,
+    GramianWeighting,
+)
 from polytask.balancing.methods import register_method
 from polytask.dependencies import require
 
@@ -24,6 +29,8 @@ from polytask.dependencies import require
                  paper="Sener & Koltun 2018, Multi-Task Learning as Multi-Objective Optimization, NeurIPS")
 class MGDA(GramianWeighting):
     """Weights on the simplex minimising ‖Σ wᵢ gᵢ‖ (gradients first scaled to unit norm if "l2")."""
+
+    promises = frozenset({NON_CONFLICTING, PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS})
 
     def __init__(self, normalization: str = "none"):
         if normalization not in ("none", "l2"):

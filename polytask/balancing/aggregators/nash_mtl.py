@@ -19,7 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import (
+    NON_CONFLICTING,
+    PERMUTATION_INVARIANT,
+    GramianWeighting,
+)
 from polytask.balancing.methods import register_method
 
 
@@ -27,6 +31,8 @@ from polytask.balancing.methods import register_method
                  paper="Navon et al. 2022, Multi-Task Learning as a Bargaining Game, ICML")
 class NashMTL(GramianWeighting):
     """Bargaining weights: the positive solution of G α = 1/α."""
+
+    promises = frozenset({NON_CONFLICTING, PERMUTATION_INVARIANT})
 
     def __init__(self, update_weights_every: int = 1, optim_niter: int = 20, max_norm: float = 1.0):
         if update_weights_every < 1 or optim_niter < 1 or max_norm < 0:

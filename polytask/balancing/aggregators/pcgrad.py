@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import POSITIVELY_HOMOGENEOUS, GramianWeighting
 from polytask.balancing.aggregators._deps import torchjd_weighting
 from polytask.balancing.methods import register_method
 
@@ -23,6 +23,8 @@ from polytask.balancing.methods import register_method
                  paper="Yu et al. 2020, Gradient Surgery for Multi-Task Learning, NeurIPS")
 class PCGrad(GramianWeighting):
     """Sum of the task gradients after pairwise projection of their conflicting components."""
+
+    promises = frozenset({POSITIVELY_HOMOGENEOUS})
 
     def __init__(self):
         self._weighting = torchjd_weighting("PCGradWeighting", "PCGrad")

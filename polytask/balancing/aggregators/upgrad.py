@@ -13,7 +13,12 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from polytask.balancing.aggregation import GramianWeighting
+from polytask.balancing.aggregation import (
+    NON_CONFLICTING,
+    PERMUTATION_INVARIANT,
+    POSITIVELY_HOMOGENEOUS,
+    GramianWeighting,
+)
 from polytask.balancing.aggregators._deps import torchjd_weighting, trace_normalized
 from polytask.balancing.methods import register_method
 
@@ -22,6 +27,8 @@ from polytask.balancing.methods import register_method
                  paper="Quinton & Rey 2024, Jacobian Descent for Multi-Objective Optimization, arXiv:2406.16232")
 class UPGrad(GramianWeighting):
     """Mean of the task gradients each projected onto the dual cone of all task gradients."""
+
+    promises = frozenset({NON_CONFLICTING, PERMUTATION_INVARIANT, POSITIVELY_HOMOGENEOUS})
 
     def __init__(self, reg_eps: float = 1e-6):
         self._weighting = torchjd_weighting(

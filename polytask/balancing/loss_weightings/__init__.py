@@ -12,10 +12,10 @@ from polytask.balancing.loss_weightings.static import StaticWeighting
 from polytask.balancing.loss_weightings.uncertainty import UncertaintyWeighting
 
 __all__ = [
+    "FAMO",
     "DualBalancing",
     "DynamicWeightAverage",
     "EqualWeighting",
-    "FAMO",
     "GeometricLossStrategy",
     "GradNorm",
     "ImpartialLossWeighting",

@@ -24,4 +24,4 @@ class EqualWeighting(Balancer):
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
         total = torch.stack(list(losses.values())).sum()
         total.backward()
-        return {"weights": {task: 1.0 for task in losses}}
+        return {"weights": dict.fromkeys(losses, 1.0)}

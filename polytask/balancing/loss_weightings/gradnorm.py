@@ -70,7 +70,7 @@ class GradNorm(LossWeighting):
         self.alpha = float(alpha)
         self.shared_params = list(shared_params) if shared_params is not None else None
         self.initial_losses: dict[str, float] = {}
-        self._learn_scalars({task: 1.0 for task in self.task_names})
+        self._learn_scalars(dict.fromkeys(self.task_names, 1.0))
 
     def select_parameters(self, shared: Mapping[str, nn.Parameter]) -> list[nn.Parameter]:
         """W: the shared parameters whose gradient norms GradNorm balances."""

@@ -35,7 +35,7 @@ class ImpartialLossWeighting(LossWeighting):
     def __init__(self, task_names: Sequence[str], *, init_log_scale: float = 0.0) -> None:
         super().__init__(task_names)
         check_option(isinstance(init_log_scale, (int, float)), "init_log_scale must be a number")
-        self._learn_scalars({task: init_log_scale for task in self.task_names})
+        self._learn_scalars(dict.fromkeys(self.task_names, init_log_scale))
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         weights = {task: torch.exp(self.scalars[task]) for task in losses}

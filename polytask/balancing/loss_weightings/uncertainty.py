@@ -41,7 +41,7 @@ class UncertaintyWeighting(LossWeighting):
     def __init__(self, task_names: Sequence[str], *, init_log_variance: float = 0.0) -> None:
         super().__init__(task_names)
         check_option(isinstance(init_log_variance, (int, float)), "init_log_variance must be a number")
-        self._learn_scalars({task: init_log_variance for task in self.task_names})
+        self._learn_scalars(dict.fromkeys(self.task_names, init_log_variance))
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         weights = {task: torch.exp(-self.scalars[task]) for task in losses}

@@ -232,8 +232,8 @@ def _apply_cap(sizes: dict[str, int], cap: int | Mapping[str, int] | None) -> di
             raise option_error("cap", f"names unknown task(s) {unknown}; tasks are {list(sizes)}")
         caps = dict(cap)
     else:
-        caps = {task: cap for task in sizes}
-    for task, value in caps.items():
+        caps = dict.fromkeys(sizes, cap)
+    for _task, value in caps.items():
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise option_error("cap", f"must be a positive integer (or a task -> integer map), not {value!r}")
     return {task: min(n, int(caps[task])) if task in caps else n for task, n in sizes.items()}

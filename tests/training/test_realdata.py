@@ -10,7 +10,7 @@ from polytask.training.setup import build_experiment
 from polytask.training.trainer import Trainer
 from tests.conftest import requires_data
 
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @requires_data
