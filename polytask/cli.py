@@ -162,14 +162,23 @@ def serve(
     run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="most inputs one request may hold")] = 256,
+    max_inputs: Annotated[int, typer.Option(help="most inputs one request may hold (413 above)")] = 256,
+    max_chars: Annotated[int, typer.Option(help="most characters per text (422 above)")] = 10_000,
+    max_words: Annotated[int, typer.Option(help="most words per input (422 above)")] = 512,
+    max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 above)")] = 1 << 20,
+    max_batch: Annotated[int, typer.Option(help="most inputs per model batch, gathered across concurrent requests")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="how long a request waits for others to share its batch")] = 5.0,
 ) -> None:
-    """Serve RUN over HTTP: POST /predict answers every task from one encoder pass; GET /tasks, /health."""
+    """Serve RUN over HTTP: POST /predict answers every task; requests are batched across clients."""
+    from polytask.serving.http import ServingLimits
     from polytask.serving.http import serve as serve_run
 
-    if max_batch < 1:
-        raise PolytaskError(f"--max-batch must be at least 1, not {max_batch}")
-    serve_run(str(run), host=host, port=port, max_batch=max_batch)
+    try:
+        limits = ServingLimits(max_inputs=max_inputs, max_chars=max_chars, max_words=max_words,
+                               max_body_bytes=max_body_bytes, max_batch=max_batch, max_wait_ms=max_wait_ms)
+    except ValueError as error:
+        raise PolytaskError(str(error)) from None
+    serve_run(str(run), host=host, port=port, limits=limits)
 
 
 class Lookahead(str, Enum):

@@ -1,17 +1,24 @@
-"""An HTTP server for a trained run: every task predicted from one encoder pass per request (FastAPI).
+"""An HTTP server for a trained run: every task predicted from one encoder pass per model batch (FastAPI).
 
-Why: a multi-task model is most useful as one service that answers every task at once. The
-server wraps ``Predictor``: ``POST /predict`` takes up to ``max_batch`` inputs (pre-split
-``tokens`` or raw ``text``) and returns the same records as ``polytask predict``; ``GET /tasks``
-describes the tasks (type, level, and the label space as in ``labels.json``: ``labels``, or a
-regression's ``mean``/``std``); ``GET /health`` answers when the model is loaded. Bad
-input gets HTTP 422 naming the input and field; too many inputs get 413. Requests run one at a
-time through the model (a lock), each under ``torch.inference_mode``.
+Why: a multi-task model is most useful as one service that answers every task at once.
+``POST /predict`` takes inputs (pre-split ``tokens`` or raw ``text``) and returns the same
+records as ``polytask predict``; concurrent requests are batched together (``batcher.py``:
+up to ``max_batch`` inputs, waiting at most ``max_wait_ms``), each still answered with its own
+records. ``GET /tasks`` describes the tasks (type, level, label space as in ``labels.json``),
+``GET /health`` answers while the process lives, ``GET /ready`` while it takes requests (503
+once shutting down), ``GET /metrics`` in the Prometheus format.
+
+Limits protect it (``ServingLimits``): the body size (413; a body needs a Content-Length, 411)
+and the number of inputs per request (413), characters per text and words per input (422 naming the input and the limit). A bad
+request is answered alone and never fails another; on shutdown (SIGTERM/SIGINT) the server
+stops accepting, answers what is in flight, then exits.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at runtime,
 # and the request models are classes local to ``create_app``.
-import threading
+import contextlib
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from polytask.dependencies import require
@@ -21,18 +28,46 @@ if TYPE_CHECKING:
 
     from polytask.serving.predictor import Predictor
 
-DEFAULT_MAX_BATCH = 256
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """What one request may hold, and how requests are batched."""
+
+    max_inputs: int = 256
+    """inputs per request (413 above)"""
+    max_chars: int = 10_000
+    """characters per ``text`` (422 above)"""
+    max_words: int = 512
+    """words per input, after tokenisation (422 above)"""
+    max_body_bytes: int = 1 << 20
+    """request body size (413 above)"""
+    max_batch: int = 64
+    """inputs per model batch, across requests"""
+    max_wait_ms: float = 5.0
+    """how long the first request of a batch waits for others"""
+
+    def __post_init__(self) -> None:
+        for name in ("max_inputs", "max_chars", "max_words", "max_body_bytes", "max_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"--max-wait-ms must be at least 0, not {self.max_wait_ms}")
 
 
-def create_app(predictor: "Predictor", *, max_batch: int = DEFAULT_MAX_BATCH, run: str | None = None) -> "FastAPI":
+def create_app(predictor: "Predictor", *, limits: ServingLimits | None = None, run: str | None = None) -> "FastAPI":
     """The FastAPI application serving ``predictor``."""
     require("fastapi", "polytask serve", "serve")
     import torch
-    from fastapi import FastAPI, HTTPException
+    from fastapi import FastAPI, HTTPException, Request
+    from fastapi.responses import JSONResponse, Response
     from pydantic import BaseModel, Field, model_validator
 
     from polytask.data.example import Example
     from polytask.data.tokenize import simple_tokenize
+    from polytask.serving.batcher import MicroBatcher
+    from polytask.serving.metrics import ServerMetrics
+
+    limits = limits or ServingLimits()
 
     class Input(BaseModel):
         tokens: list[str] | None = Field(None, description="pre-split words")
@@ -53,13 +88,60 @@ def create_app(predictor: "Predictor", *, max_batch: int = DEFAULT_MAX_BATCH, ru
 
     experiment = predictor.experiment
     names = list(experiment.tasks)
-    lock = threading.Lock()
+    metrics = ServerMetrics()
+    state = {"ready": False}
+
+    def predict_batch(examples: list[Example]) -> list[dict[str, Any]]:
+        with torch.inference_mode():
+            return predictor.predict(examples)
+
+    batcher = MicroBatcher(predict_batch, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms,
+                           on_batch=metrics.observe_batch, on_queue=metrics.queue_depth.set)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await batcher.start()
+        state["ready"] = True
+        try:
+            yield
+        finally:  # uvicorn has stopped accepting and answered the open requests; drain what is queued
+            state["ready"] = False
+            await batcher.stop()
+
     app = FastAPI(title="polytask", description=f"multi-task predictions for {', '.join(names)}",
-                  version=_version())
+                  version=_version(), lifespan=lifespan)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if request.method == "POST" and length is None:  # a chunked body: its size is unknown until read
+            response = JSONResponse({"detail": "a request body needs a Content-Length header"}, status_code=411)
+        elif length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
+            response = JSONResponse({"detail": f"request body of {length} bytes; this server takes at most "
+                                               f"{limits.max_body_bytes}"}, status_code=413)
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # a request may fail, the server may not
+                response = JSONResponse({"detail": "internal error while answering this request"}, status_code=500)
+        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "tasks": names, **({"run": run} if run else {})}
+
+    @app.get("/ready")
+    def ready() -> Any:
+        if not state["ready"]:
+            return JSONResponse({"status": "not ready"}, status_code=503)
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    def prometheus_metrics() -> Any:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
 
     @app.get("/tasks")
     def tasks() -> dict[str, Any]:
@@ -67,34 +149,44 @@ def create_app(predictor: "Predictor", *, max_batch: int = DEFAULT_MAX_BATCH, ru
                 for name, task in experiment.tasks.items()}
 
     @app.post("/predict")
-    def predict(request: PredictRequest) -> dict[str, Any]:
-        if len(request.inputs) > max_batch:
-            raise HTTPException(413, f"{len(request.inputs)} inputs; this server takes at most {max_batch} per request")
-        unknown = sorted(set(request.tasks or ()) - set(names))
+    async def predict(parsed: PredictRequest) -> dict[str, Any]:
+        if len(parsed.inputs) > limits.max_inputs:
+            raise HTTPException(413, f"{len(parsed.inputs)} inputs; this server takes at most {limits.max_inputs} "
+                                     "per request")
+        unknown = sorted(set(parsed.tasks or ()) - set(names))
         if unknown:
             raise HTTPException(422, f"unknown task(s) {unknown}; this model has {names}")
-        examples = [Example(tokens=item.tokens, origin=f"inputs.{i}") if item.tokens is not None
-                    else Example(tokens=simple_tokenize(item.text), origin=f"inputs.{i}", text=item.text)
-                    for i, item in enumerate(request.inputs)]
-        with lock, torch.inference_mode():
-            records = predictor.predict(examples) if examples else []
-        if request.tasks is not None:
+        examples = []
+        for i, item in enumerate(parsed.inputs):
+            if item.tokens is None and len(item.text) > limits.max_chars:
+                raise HTTPException(422, f"inputs.{i}.text has {len(item.text)} characters; the limit is "
+                                         f"{limits.max_chars}")
+            tokens = item.tokens if item.tokens is not None else simple_tokenize(item.text)
+            if len(tokens) > limits.max_words:
+                raise HTTPException(422, f"inputs.{i} has {len(tokens)} words; the limit is {limits.max_words}")
+            if item.tokens is not None and any(len(t) > limits.max_chars for t in tokens):
+                raise HTTPException(422, f"inputs.{i}.tokens holds a word longer than {limits.max_chars} characters")
+            examples.append(Example(tokens=tokens, origin=f"inputs.{i}", text=item.text))
+        if not state["ready"]:
+            raise HTTPException(503, "the server is shutting down")
+        records = await batcher.submit(examples)
+        if parsed.tasks is not None:
             for record in records:
-                record["tasks"] = {name: record["tasks"][name] for name in request.tasks}
+                record["tasks"] = {name: record["tasks"][name] for name in parsed.tasks}
         return {"predictions": records}
 
     return app
 
 
-def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH) -> None:
-    """Load ``run`` and serve it with uvicorn until interrupted."""
+def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, limits: ServingLimits | None = None) -> None:
+    """Load ``run`` and serve it with uvicorn until SIGINT/SIGTERM (then answer what is in flight and exit)."""
     require("uvicorn", "polytask serve", "serve")
     import uvicorn
 
     from polytask.serving.predictor import Predictor
 
-    app = create_app(Predictor.from_run(run), max_batch=max_batch, run=str(run))
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    app = create_app(Predictor.from_run(run), limits=limits, run=str(run))
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
 
 
 def _version() -> str:

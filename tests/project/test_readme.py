@@ -94,6 +94,16 @@ def write_fixture_project(root: Path) -> None:
     (root / "sentences.txt").write_text("Prices rose sharply .\nHe left .\n")
 
 
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """Commands run in this process may set torch's thread count (training.threads); later tests must not inherit it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("readme")

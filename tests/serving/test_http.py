@@ -16,11 +16,21 @@ httpx = pytest.importorskip("httpx", reason="httpx is not installed (polytask[se
 uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (polytask[serve])")
 
 
+class BoomPredictor(Predictor):
+    """The real predictor, failing on the word ``__boom__``: a request that breaks the model mid-batch."""
+
+    def predict(self, examples):
+        if any("__boom__" in example.tokens for example in examples):
+            raise RuntimeError("boom")
+        return super().predict(examples)
+
+
 @pytest.fixture(scope="module")
 def server(trained_run: Path):  # noqa: F811
-    from polytask.serving.http import create_app
+    from polytask.serving.http import ServingLimits, create_app
 
-    app = create_app(Predictor.from_run(trained_run), max_batch=4, run=str(trained_run))
+    limits = ServingLimits(max_inputs=4, max_chars=60, max_words=12, max_body_bytes=2048, max_batch=8, max_wait_ms=50)
+    app = create_app(BoomPredictor.from_run(trained_run), limits=limits, run=str(trained_run))
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
@@ -71,6 +81,12 @@ def test_predict_answers_every_task_like_the_predictor(server, trained_run: Path
         ({"inputs": [{"tokens": ["ok"]}, {"words": ["x"]}]}, 422, "inputs"),
         ({"inputs": [{"text": "x"}] * 5}, 413, "at most 4"),
         ({"inputs": [{"text": "x"}], "tasks": ["ner"]}, 422, "unknown task(s) ['ner']"),
+        ({"inputs": [{"text": "fine"}, {"text": "y" * 61}]}, 422, "inputs.1.text has 61 characters; the limit is 60"),
+        ({"inputs": [{"tokens": ["w"] * 13}]}, 422, "inputs.0 has 13 words; the limit is 12"),
+        ({"inputs": [{"text": "a b c d e f g h i j k l m"}]}, 422,
+         "inputs.0 has 13 words; the limit is 12"),
+        ({"inputs": [{"tokens": ["z" * 61]}]}, 422, "inputs.0.tokens holds a word longer than 60 characters"),
+        ({"inputs": [{"text": "x" * 3000}]}, 413, "this server takes at most 2048"),  # before parsing
     ],
 )
 def test_bad_requests_name_the_problem(server, body: dict, status: int, message: str) -> None:
@@ -113,3 +129,107 @@ def test_cli_serve_answers_over_http(trained_run: Path) -> None:  # noqa: F811
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_a_body_without_content_length_is_refused(server) -> None:
+    response = server.post("/predict", content=iter([b'{"inputs": []}']))  # chunked transfer
+    assert response.status_code == 411 and "Content-Length" in response.text
+
+
+def test_ready_and_metrics(server) -> None:
+    assert server.get("/ready").json() == {"status": "ready"}
+    server.post("/predict", json={"inputs": [{"text": "Counted."}]})
+    server.post("/predict", json={"inputs": [{"tokens": []}]})
+    text = server.get("/metrics").text
+    assert 'polytask_requests_total{path="/predict",status="200"}' in text
+    assert 'polytask_request_errors_total{status="422"}' in text
+    assert "polytask_request_seconds_bucket" in text and "polytask_batch_inputs_count" in text
+    assert "polytask_queue_inputs 0.0" in text
+
+
+def concurrently(server, bodies: list[dict]) -> list:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(bodies)) as pool:
+        return list(pool.map(lambda body: server.post("/predict", json=body), bodies))
+
+
+def batch_counts(server) -> tuple[float, float]:
+    """(model batches, inputs in them) so far, from /metrics."""
+    values = {}
+    for line in server.get("/metrics").text.splitlines():
+        if line.startswith(("polytask_batch_inputs_count", "polytask_batch_inputs_sum")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values["polytask_batch_inputs_count"], values["polytask_batch_inputs_sum"]
+
+
+def test_concurrent_requests_share_model_batches_and_get_their_own_records(server, trained_run: Path) -> None:  # noqa: F811
+    from polytask.data.example import Example
+
+    sentences = [["Prices", "rose", "."], ["He", "left", "early", "."], ["Good", "film", "."], ["No", "."],
+                 ["Rates", "fell", "sharply", "."], ["It", "is", "."]]
+    before = batch_counts(server)
+    responses = concurrently(server, [{"inputs": [{"tokens": tokens}]} for tokens in sentences])
+    after = batch_counts(server)
+    assert [r.status_code for r in responses] == [200] * len(sentences)
+    expected = Predictor.from_run(trained_run).predict([Example(tokens=t) for t in sentences])
+    assert [r.json()["predictions"][0] for r in responses] == expected
+    batches, inputs = after[0] - before[0], after[1] - before[1]
+    assert inputs == len(sentences) and batches < len(sentences), "no two requests shared a batch"
+
+
+def test_a_request_that_breaks_the_model_fails_alone(server) -> None:
+    bodies = [{"inputs": [{"tokens": ["fine", "."]}]}, {"inputs": [{"tokens": ["__boom__"]}]},
+              {"inputs": [{"tokens": ["also", "fine"]}]}, {"inputs": [{"text": "Still fine."}]}]
+    responses = concurrently(server, bodies)
+    assert [r.status_code for r in responses] == [200, 500, 200, 200]
+    assert "internal error" in responses[1].text
+    assert server.get("/health").json()["status"] == "ok"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sigterm_answers_the_requests_in_flight_then_exits(trained_run: Path) -> None:  # noqa: F811
+    """Graceful shutdown: requests queued when SIGTERM arrives are answered, then the process ends by itself."""
+    import signal
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "polytask.cli", "serve", str(trained_run), "--port", str(port),
+                                "--max-wait-ms", "1500", "--max-batch", "64"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                if httpx.get(f"{base}/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "polytask serve did not become ready within 60 s"
+            time.sleep(0.2)
+        with ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(httpx.post, f"{base}/predict", json={"inputs": [{"text": f"Sentence {i} ."}]},
+                                   timeout=30) for i in range(4)]
+            time.sleep(0.5)  # the requests now wait in the batcher (1.5 s window)
+            process.send_signal(signal.SIGTERM)
+            responses = [future.result() for future in futures]
+        assert [r.status_code for r in responses] == [200] * 4
+        # uvicorn re-raises the signal once its graceful shutdown is done, so the status reports SIGTERM
+        assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+        log = process.stderr.read()
+        assert "Waiting for application shutdown" in log and "Application shutdown complete" in log, log
+    finally:
+        if process.poll() is None:
+            process.kill()

@@ -37,7 +37,9 @@ def stateful_config(**training) -> dict:
     data["encoder"].update(dropout=0.3, embedding_dropout=0.2)
     data["sampling"] = {"method": "temperature", "tasks_per_step": 2, "options": {"temperature": 2.0}}
     data["balancing"] = {"method": "uw"}
-    data["training"].update({"epochs": 3, "epoch": {"steps": 4}, "lr": 0.02, "checkpoint_every": 3, **training})
+    # threads pinned: the CLI resume runs in a subprocess, and float sums differ between thread counts
+    data["training"].update({"epochs": 3, "epoch": {"steps": 4}, "lr": 0.02, "checkpoint_every": 3, "threads": 1,
+                             **training})
     return data
 
 
