@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from polytask.errors import ConfigError
+from polytask.errors import ConfigError, PolytaskError
 
 
 class StrictModel(BaseModel):
@@ -200,6 +200,21 @@ class TrainingConfig(StrictModel):
     checkpoint_every: int | None = Field(None, gt=0, description="also save a resumable checkpoint every N steps "
                                                                 "(one is always saved at the end of each epoch)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    device: str = Field("auto", description="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N | mps")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of the forward pass; fp16 adds a gradient scaler")
+    accumulate: int = Field(1, ge=1, description="micro-batches per update: one update on the K-times batch, "
+                                                 "for every balancing method")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        from polytask.training.device import check_device_name
+
+        try:
+            return check_device_name(value)
+        except PolytaskError as error:
+            raise ValueError(str(error).split(": ", 1)[-1]) from None
 
     @model_validator(mode="after")
     def _unfreeze_needs_frozen(self) -> TrainingConfig:

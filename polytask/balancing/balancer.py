@@ -57,6 +57,10 @@ class Balancer(ABC):
     def after_optimizer_step(self, losses: Mapping[str, Tensor], context: StepContext) -> None:
         """Hook called after ``optimizer.step()``; ``losses`` are the (detached) pre-step losses."""
 
+    def to(self, device: torch.device) -> Balancer:
+        """Move the method's parameters and tensor state to ``device`` (before the optimizer is built)."""
+        return self
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 

@@ -19,12 +19,13 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
     """Predictions of every task for every example, in input order (length-sorted batching)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device  # the model's device: batches follow it
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
     results: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     scores: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        batch = collate([examples[i] for i in indices], model.encoder.featurizer, {})
+        batch = collate([examples[i] for i in indices], model.encoder.featurizer, {}).to(device)
         output = model(batch.inputs, tasks)
         for name, task in tasks.items():
             decoded = task.decode(output.logits[name], batch.lengths)

@@ -86,14 +86,15 @@ def create_app(predictor: "Predictor", *, max_batch: int = DEFAULT_MAX_BATCH, ru
     return app
 
 
-def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, max_batch: int = DEFAULT_MAX_BATCH,
+          device: str | None = None) -> None:
     """Load ``run`` and serve it with uvicorn until interrupted."""
     require("uvicorn", "polytask serve", "serve")
     import uvicorn
 
     from polytask.serving.predictor import Predictor
 
-    app = create_app(Predictor.from_run(run), max_batch=max_batch, run=str(run))
+    app = create_app(Predictor.from_run(run, device), max_batch=max_batch, run=str(run))
     uvicorn.run(app, host=host, port=port, log_level="info")
 
 

@@ -19,6 +19,9 @@ def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwr
               progress: bool = True, console: Console | None = None,
               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Train ``config``; the run directory is created only after the data has been read without error."""
+    from polytask.training.device import resolve_device
+
+    resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
     run_dir = RunDirectory(out, overwrite=overwrite) if out is not None else None
     experiment = build_experiment(config)
     if run_dir is not None:
@@ -27,12 +30,14 @@ def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwr
     return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks).fit()
 
 
-def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None) -> dict[str, Any]:
+def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None,
+               device: str | None = None) -> dict[str, Any]:
     """Continue the interrupted ``polytask train`` run in ``path`` from its last checkpoint, exactly.
 
     The experiment is rebuilt from the run's ``config.yaml`` (its data read again) and must give
     the same vocabularies and label spaces as when the run started; metrics written after the
-    checkpoint are dropped and written again.
+    checkpoint are dropped and written again. ``device`` replaces the run's ``training.device``
+    (a checkpoint written on one device resumes on another).
     """
     import json
 
@@ -40,6 +45,7 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
 
     from polytask.config import validate_config
     from polytask.errors import PolytaskError
+    from polytask.training.device import check_device_name
     from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY, setup_files
 
     run = Path(path)
@@ -51,6 +57,8 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
         raise PolytaskError(f"{run} has no checkpoint: it stopped before the end of its first epoch "
                             "(or training.checkpoint_every steps); train it again")
     config = validate_config(yaml.safe_load((run / CONFIG).read_text()), file=str(run / CONFIG))
+    if device is not None:
+        config.training.device = check_device_name(device, field="--device")
     experiment = build_experiment(config)
     for name, rebuilt in setup_files(experiment).items():
         if json.loads((run / name).read_text()) != json.loads(json.dumps(rebuilt)):  # as written to the file

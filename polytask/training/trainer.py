@@ -31,6 +31,7 @@ from polytask.errors import PolytaskError
 from polytask.evaluation.evaluate import evaluate
 from polytask.tasks.normalise import selection_score
 from polytask.training.callbacks import Callback
+from polytask.training.device import resolve_device
 from polytask.training.optim import build_optimizer, build_param_groups, build_scheduler
 from polytask.training.run_dir import MODEL, RunDirectory
 from polytask.training.setup import Experiment
@@ -58,6 +59,8 @@ class Trainer:
         seed_everything(self.config.training.seed)
         if self.config.training.threads:
             torch.set_num_threads(self.config.training.threads)
+        self.device = resolve_device(self.config.training.device)
+        self.model.to(self.device)
         self.steps = StepBuilder(self.config, experiment.corpus, self.tasks, self.model.encoder.featurizer)
         training = self.config.training
         self.steps_per_epoch = self.steps.steps_per_epoch()
@@ -67,6 +70,7 @@ class Trainer:
         balancing = self.config.balancing
         self.balancer = build_balancer(balancing.method, list(self.tasks), balancing.options, mode=balancing.mode,
                                        update_every=balancing.update_every, shared_params=balancing.shared_params)
+        self.balancer.to(self.device)  # before the optimizer: it holds the method's parameters
         self.optimizer = build_optimizer(build_param_groups(self.model, self.balancer.parameters(), training), training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
         self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
@@ -85,6 +89,7 @@ class Trainer:
 
     def train_step(self, batch: Batch) -> dict[str, Any]:
         """One optimisation step on ``batch``; returns the diagnostics to log."""
+        batch = batch.to(self.device)
         for callback in self.callbacks:
             callback.before_step(self, batch)
         self.model.train()
