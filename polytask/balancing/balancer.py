@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from polytask.balancing.reduce import GradientReduce
+
 
 @dataclass
 class StepContext:
@@ -39,9 +41,26 @@ class StepContext:
 
 
 class Balancer(ABC):
-    """Turns per-task losses into gradients; stateful methods expose their state."""
+    """Turns per-task losses into gradients; stateful methods expose their state.
+
+    ``reduce`` is the balancer's reduce hook (``balancing.reduce.GradientReduce``): every backward
+    pass and every statistic a method reads across data-parallel ranks goes through it, so that N
+    processes give the update of one process on the union batch. The trainer sets it; it defaults to
+    one process without a loss scale.
+    """
 
     name: str = ""
+    _reduce: GradientReduce | None = None
+
+    @property
+    def reduce(self) -> GradientReduce:
+        if self._reduce is None:
+            self._reduce = GradientReduce()
+        return self._reduce
+
+    @reduce.setter
+    def reduce(self, value: GradientReduce) -> None:
+        self._reduce = value
 
     @abstractmethod
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
@@ -77,6 +96,5 @@ class EqualWeighting(Balancer):
         self.task_names = task_names or []
 
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
-        total = torch.stack(list(losses.values())).sum()
-        total.backward()
+        self.reduce.backward(torch.stack(list(losses.values())).sum())
         return {"weights": {task: 1.0 for task in losses}}

@@ -100,7 +100,7 @@ class LossWeighting(Balancer):
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
         self._check_tasks(losses)
         combination = self.combine(losses, context)
-        combination.loss.backward()
+        self.reduce.backward(combination.loss)
         return {"weights": _as_floats(combination.weights), **combination.diagnostics}
 
     def parameters(self) -> Iterable[nn.Parameter]:

@@ -43,7 +43,12 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
 def evaluate(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequence[Example],
              batch_size: int = 128) -> dict[str, dict[str, float]]:
     """Per-task metrics over the examples labelled for each task (others are skipped)."""
-    predictions = predict(model, tasks, examples, batch_size)
+    return score(tasks, examples, predict(model, tasks, examples, batch_size))
+
+
+def score(tasks: Mapping[str, TaskType], examples: Sequence[Example],
+          predictions: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, float]]:
+    """Per-task metrics of ``predictions`` (per task, one per example) over the examples labelled for it."""
     metrics: dict[str, dict[str, float]] = {}
     for name, task in tasks.items():
         labelled = [i for i, e in enumerate(examples) if name in e.labels]
