@@ -185,26 +185,29 @@ class GradientEngine:
             eye = torch.eye(len(tasks), dtype=stacked.dtype, device=stacked.device) * reduce.scale
             jacobian_rows = self._encoder_stage([stacked], [[eye[i]] for i in range(len(tasks))], dense + outputs + heads,
                                                 retain, n_heads=len(heads))
-        reduce.task_gradients_([block for row in jacobian_rows for block in row])
         if not tables:
+            reduce.task_gradients_([block for row in jacobian_rows for block in row])
             return TaskJacobian(tasks, jacobian_rows, targets)
+        # across ranks: every table's blocks at the rows any rank read, so the blocks line up
+        union = [reduce.union_rows(table.rows) for table in tables]
         rows = []
         for row in jacobian_rows:
             blocks, offset = row[: len(dense)], len(dense)
-            for table in tables:
-                blocks.append(table.block(row[offset : offset + len(table.lookups)]))
+            for table, rows_read in zip(tables, union):
+                block = table.block(row[offset : offset + len(table.lookups)])
+                if rows_read is not table.rows:
+                    where = torch.searchsorted(rows_read, table.rows)
+                    block = block.new_zeros(rows_read.numel(), block.shape[1]).index_copy_(0, where, block)
+                blocks.append(block)
                 offset += len(table.lookups)
             rows.append(blocks)
-        return TaskJacobian(tasks, rows, dense + [table.weight for table in tables],
-                            [None] * len(dense) + [table.rows for table in tables])
+        reduce.task_gradients_([block for row in rows for block in row])
+        return TaskJacobian(tasks, rows, dense + [table.weight for table in tables], [None] * len(dense) + union)
 
     def _looked_up_tables(self, targets: list[Tensor], context: StepContext,
                           reduce: GradientReduce) -> list[LookedUpRows]:
-        """The embedding tables among the targets whose lookups this step recorded.
-
-        Across ranks the rows read differ, so distributed steps take dense table gradients.
-        """
-        if not self.row_lookups or not context.row_lookups or reduce.distributed:
+        """The embedding tables among the targets whose lookups this step recorded."""
+        if not self.row_lookups or not context.row_lookups:
             return []
         ids = {id(t) for t in targets}
         return LookedUpRows.group([lookup for lookup in context.row_lookups if id(lookup.weight) in ids])

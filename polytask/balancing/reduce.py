@@ -61,6 +61,25 @@ class GradientReduce:
                 t.copy_(flat[offset : offset + n].view(t.shape))
                 offset += n
 
+    def union_rows(self, rows: Tensor) -> Tensor:
+        """The sorted distinct embedding rows any rank read (every rank's ``rows`` sorted distinct)."""
+        if not self.distributed:
+            return rows
+        import torch.distributed as dist
+
+        device = self.device or rows.device
+        size = torch.tensor([rows.numel()], device=device)
+        sizes = [torch.zeros_like(size) for _ in range(self.world)]
+        dist.all_gather(sizes, size, group=self.group)
+        longest = int(max(int(s) for s in sizes))
+        padded = torch.full((longest,), -1, dtype=rows.dtype, device=device)
+        padded[: rows.numel()] = rows.to(device)
+        gathered = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(gathered, padded, group=self.group)
+        self.communicated += (longest * padded.element_size() + size.element_size()) * self.world
+        every = torch.cat(gathered)
+        return torch.unique(every[every >= 0]).to(rows.device)
+
     def global_losses(self, shares: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Per task: the value Σ_ranks share (the loss on the union batch), the gradient ``world`` × share.
 

@@ -18,16 +18,26 @@ from polytask.training.trainer import Trainer
 def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwrite: bool = False,
               progress: bool = True, console: Console | None = None,
               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train ``config``; the run directory is created only after the data has been read without error."""
+    """Train ``config``; the run directory is created only after the data has been read without error.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each step; rank 0 alone
+    creates and writes the run directory.
+    """
     from polytask.training.device import resolve_device
+    from polytask.training.distributed import init_process_group
 
     resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
-    run_dir = RunDirectory(out, overwrite=overwrite) if out is not None else None
+    parallel = init_process_group(config.training.device)
+    run_dir = RunDirectory(out, overwrite=overwrite) if out is not None and parallel.main else None
     experiment = build_experiment(config)
     if run_dir is not None:
         run_dir.create()
         run_dir.save_setup(experiment)
-    return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks).fit()
+    parallel.barrier()
+    if out is not None and not parallel.main:
+        run_dir = RunDirectory.existing(out)
+    return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks,
+                   parallel=parallel).fit()
 
 
 def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None,
@@ -45,7 +55,8 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
 
     from polytask.config import validate_config
     from polytask.errors import PolytaskError
-    from polytask.training.device import check_device_name
+    from polytask.training.device import check_device_name, load_tensors
+    from polytask.training.distributed import init_process_group
     from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY, setup_files
 
     run = Path(path)
@@ -64,7 +75,9 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
         if json.loads((run / name).read_text()) != json.loads(json.dumps(rebuilt)):  # as written to the file
             raise PolytaskError(f"cannot resume {run}: its config now gives a different {name} (the data changed "
                                 "since the run started, or the run was not made by polytask train)")
+    parallel = init_process_group(config.training.device)
     run_dir = RunDirectory.existing(run)
-    trainer = Trainer(experiment, run_dir, progress=progress, console=console)
-    trainer.load_checkpoint(run_dir.load_checkpoint())
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, parallel=parallel)
+    # rank 0 also cuts metrics.jsonl back to the checkpoint; the other ranks only read it
+    trainer.load_checkpoint(run_dir.load_checkpoint() if parallel.main else load_tensors(run / CHECKPOINT))
     return trainer.fit()
