@@ -121,6 +121,11 @@ class StepBatches:
         return StepBatches([b.to(device) for b in self.micro], self.present)
 
 
+def restarted() -> bool:
+    """Whether ``torchrun --max-restarts`` started this process again after a failure."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+
+
 def init_process_group(device_name: str) -> DataParallel:
     """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1); one process otherwise.
 
@@ -142,4 +147,4 @@ def init_process_group(device_name: str) -> DataParallel:
     return DataParallel.current()
 
 
-__all__ = ["DataParallel", "StepBatches", "init_process_group"]
+__all__ = ["DataParallel", "StepBatches", "init_process_group", "restarted"]

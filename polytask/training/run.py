@@ -21,12 +21,20 @@ def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwr
     """Train ``config``; the run directory is created only after the data has been read without error.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each step; rank 0 alone
-    creates and writes the run directory.
+    creates and writes the run directory. Restarted by ``torchrun --max-restarts`` after a failure,
+    it continues from the run's last checkpoint.
     """
     from polytask.training.device import resolve_device
-    from polytask.training.distributed import init_process_group
+    from polytask.training.distributed import init_process_group, restarted
 
     resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
+    if out is not None and restarted():
+        # torchrun --max-restarts started this process again after a rank failed: continue the run
+        from polytask.training.run_dir import CHECKPOINT
+
+        if (Path(out) / CHECKPOINT).is_file():
+            return resume_run(out, progress=progress, console=console)
+        overwrite = True  # it failed before its first checkpoint: train it again
     parallel = init_process_group(config.training.device)
     run_dir = RunDirectory(out, overwrite=overwrite) if out is not None and parallel.main else None
     experiment = build_experiment(config)

@@ -84,23 +84,49 @@ def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_run
     assert max_difference(*weights) <= TOLERANCE
 
 
-def test_torchrun_trains_with_python_m_polytask(tmp_path: Path) -> None:
-    config = tmp_path / "config.yaml"
-    data = run_config(checkpoint_every=None)
+def torchrun(*args: str, restarts: int = 0) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "--max-restarts", str(restarts), *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def torchrun_config(tmp_path_factory) -> Path:
+    config = tmp_path_factory.mktemp("torchrun") / "config.yaml"
+    data = run_config()
     data["balancing"] = {"method": "upgrad"}
     config.write_text(yaml.safe_dump(data, sort_keys=False))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "polytask", "train", str(config), "--out", str(tmp_path / "run"), "--quiet"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    return config
+
+
+@pytest.fixture(scope="module")
+def torchrun_run(torchrun_config: Path) -> Path:
+    run = torchrun_config.parent / "run"
+    result = torchrun("-m", "polytask", "train", str(torchrun_config), "--out", str(run), "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("run saved in") == 2  # each rank finishes; rank 0 alone wrote the run
+    return run
+
+
+def test_torchrun_trains_with_python_m_polytask(torchrun_config: Path, torchrun_run: Path, tmp_path: Path) -> None:
     single = tmp_path / "single"
-    train_run(load_config(config), single, progress=False)
-    two, one = (json.loads((r / "summary.json").read_text()) for r in (tmp_path / "run", single))
+    train_run(load_config(torchrun_config), single, progress=False)
+    two, one = (json.loads((r / "summary.json").read_text()) for r in (torchrun_run, single))
     assert two["tasks"] == one["tasks"]
-    weights = [load_file(str(r / "model.safetensors")) for r in (tmp_path / "run", single)]
+    weights = [load_file(str(r / "model.safetensors")) for r in (torchrun_run, single)]
     assert max_difference(*weights) <= TOLERANCE
+
+
+def test_a_killed_rank_restarts_from_the_checkpoint_and_finishes_the_same(torchrun_config: Path, torchrun_run: Path,
+                                                                          tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    script = str(Path(__file__).parent / "sigkill_rank.py")
+    result = torchrun(script, "train", str(torchrun_config), "--out", str(run), "--quiet", restarts=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SIGKILL" in result.stderr or "Signals.SIGKILL" in result.stderr or "exitcode: -9" in result.stderr, \
+        result.stderr[-2000:]
+    assert_same_run(torchrun_run, run)
 
 
 def test_shards_of_a_step_cover_it_once() -> None:
