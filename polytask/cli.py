@@ -45,6 +45,13 @@ Overrides = Annotated[Optional[list[str]],
                       typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (default: training.device; "
+                                                               "evaluate/predict/serve: cpu)")]
+
+
+def with_device(overrides: Optional[list[str]], device: Optional[str]) -> list[str]:
+    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (validated with the config)."""
+    return list(overrides or []) + ([f"training.device={device}"] if device else [])
 
 
 @app.command(rich_help_panel=MODELS)
@@ -55,13 +62,14 @@ def train(
     set_: Overrides = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
+    device: Device = None,
 ) -> None:
     """Train a multi-task model from CONFIG into a run directory (--out, or output.dir in the config)."""
     from polytask.config import load_config
     from polytask.rendering import summary_table
     from polytask.training.run import train_run
 
-    experiment_config = load_config(config, set_ or [])
+    experiment_config = load_config(config, with_device(set_, device))
     out = out or (Path(experiment_config.output.dir) if experiment_config.output.dir else None)
     if out is None:
         raise PolytaskError("no run directory: pass --out or set output.dir in the config")
@@ -75,12 +83,13 @@ def train(
 def resume(
     run: Annotated[Path, typer.Argument(help="run directory of an interrupted 'polytask train'")],
     quiet: Quiet = False,
+    device: Device = None,
 ) -> None:
     """Continue an interrupted training run from its last checkpoint, exactly as if it had not stopped."""
     from polytask.rendering import summary_table
     from polytask.training.run import resume_run
 
-    summary = resume_run(run, progress=not quiet, console=errors)
+    summary = resume_run(run, progress=not quiet, console=errors, device=device)
     console.print(summary_table(summary, f"best epoch {summary['best_epoch']} · {summary['train_seconds']:.0f}s"))
     console.print(f"run saved in {run}")
 
@@ -96,12 +105,13 @@ def finetune(
     set_: Overrides = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
+    device: Device = None,
 ) -> None:
     """Add the tasks in --add-task to the trained RUN, train them, and report what the old tasks retain."""
     from polytask.rendering import retention_table, summary_table
     from polytask.training.finetune import finetune_run
 
-    retention = finetune_run(run, add_task, out, freeze_encoder=freeze_encoder, replay=replay, overrides=set_ or [],
+    retention = finetune_run(run, add_task, out, freeze_encoder=freeze_encoder, replay=replay, overrides=with_device(set_, device),
                              overwrite=overwrite, progress=not quiet, console=errors)
     console.print(retention_table(retention))
     console.print(summary_table({"tasks": retention["new_tasks"]}, "new tasks"))
@@ -119,12 +129,13 @@ def evaluate(
     run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
     split: Annotated[Split, typer.Option(help="the split of the run's configured data to score")] = Split.test,
     set_: Overrides = None,
+    device: Device = None,
 ) -> None:
     """Evaluate a trained run on its configured dev or test data; writes RUN/eval-SPLIT.json."""
     from polytask.rendering import metrics_table
     from polytask.training.run import evaluate_run
 
-    results = evaluate_run(run, split.value, set_ or [])
+    results = evaluate_run(run, split.value, set_ or [], device=device)
     console.print(metrics_table(f"{split.value} metrics", results))
 
 
@@ -141,11 +152,12 @@ def predict(
     input: Annotated[Path, typer.Option("--input", "-i", help="input file")],
     format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'}")] = InputFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL output file (default stdout)")] = None,
+    device: Device = None,
 ) -> None:
     """Predict every task for every input from one encoder pass; writes JSONL."""
     from polytask.serving.predictor import Predictor, read_inputs
 
-    predictor = Predictor.from_run(run)
+    predictor = Predictor.from_run(run, device)
     inputs = read_inputs(input, format.value)
     records = predictor.predict(inputs)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
@@ -168,6 +180,7 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="largest request body (413 above)")] = 1 << 20,
     max_batch: Annotated[int, typer.Option(help="most inputs per model batch, gathered across concurrent requests")] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="how long a request waits for others to share its batch")] = 5.0,
+    device: Device = None,
 ) -> None:
     """Serve RUN over HTTP: POST /predict answers every task; requests are batched across clients."""
     from polytask.serving.http import ServingLimits
@@ -178,7 +191,7 @@ def serve(
                                max_body_bytes=max_body_bytes, max_batch=max_batch, max_wait_ms=max_wait_ms)
     except ValueError as error:
         raise PolytaskError(str(error)) from None
-    serve_run(str(run), host=host, port=port, limits=limits)
+    serve_run(str(run), host=host, port=port, limits=limits, device=device)
 
 
 class Lookahead(str, Enum):
@@ -205,13 +218,14 @@ def affinity(
     set_: Overrides = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier measurement in OUT")] = False,
     quiet: Quiet = False,
+    device: Device = None,
 ) -> None:
     """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
     from polytask.evidence.affinity import affinity as measure_affinity
     from polytask.rendering import grouping_table, matrix_table
 
     result = measure_affinity(config, out, measure=measure.value, every=every, groups=groups,
-                              lookahead=lookahead.value, seeds=seeds, jobs=jobs, overrides=set_ or [],
+                              lookahead=lookahead.value, seeds=seeds, jobs=jobs, overrides=with_device(set_, device),
                               overwrite=overwrite, progress=not quiet, console=errors)
     n = len(result["seeds"]) if measure is AffinityMeasure.pairs else result["measurements"]
     if measure is AffinityMeasure.pairs:
@@ -237,12 +251,13 @@ def compare(
     seeds: Annotated[int, typer.Option(help="seeds per run: training.seed + 0..N-1")] = 3,
     jobs: Annotated[int, typer.Option(help="runs trained in parallel worker processes")] = 1,
     set_: Overrides = None,
+    device: Device = None,
 ) -> None:
     """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
     from polytask.evidence.compare import compare as run_compare
     from polytask.rendering import comparison_table
 
-    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=set_ or [], console=errors)
+    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device), console=errors)
     console.print(comparison_table(result))
     console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
 

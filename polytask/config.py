@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from polytask.errors import ConfigError
+from polytask.errors import ConfigError, PolytaskError
 
 
 class StrictModel(BaseModel):
@@ -250,6 +250,19 @@ class TrainingConfig(StrictModel):
     checkpoint_every: int | None = Field(None, gt=0, description="also save a resumable checkpoint every N steps "
                                                                 "(one is always saved at the end of each epoch)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    device: str = Field("auto", description="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N | mps")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="autocast dtype of the forward pass; fp16 adds a gradient scaler")
+    accumulate: int = Field(1, ge=1, description="micro-batches per update: one update on the K-times batch, "
+                                                 "for every balancing method")
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        try:
+            return check_device_name(value)
+        except PolytaskError as error:
+            raise ValueError(str(error).split(": ", 1)[-1]) from None
 
     @model_validator(mode="after")
     def _unfreeze_needs_frozen(self) -> TrainingConfig:
@@ -374,6 +387,17 @@ def expand_path(value: str, field: str, file: str | None) -> str:
         return os.environ[name]
 
     return str(Path(os.path.expanduser(_VAR.sub(replace, value))).absolute())
+
+
+DEVICE_NAMES = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+"""What ``training.device`` and ``--device`` accept; ``training.device.resolve_device`` maps it to hardware."""
+
+
+def check_device_name(name: str, field: str = "training.device") -> str:
+    """``name`` if it is a device polytask knows how to resolve (syntax only), else a ConfigError naming ``field``."""
+    if not isinstance(name, str) or not DEVICE_NAMES.match(name):
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps", field=field)
+    return name
 
 
 def _message(error: Mapping[str, Any]) -> str:

@@ -146,15 +146,22 @@ class GradientBalancer(Balancer):
             return {"weights": {}}
         if not any(p.requires_grad for p in context.shared_parameters.values()):
             # A frozen encoder: the method has no shared parameters to act on; heads get their own gradients.
-            torch.stack([losses[t] for t in tasks]).sum().backward()
+            self.reduce.backward(torch.stack([losses[t] for t in tasks]).sum())
             return {"weights": dict.fromkeys(tasks, 1.0), "recomputed": False}
         if self._can_reuse(tasks):
             self._steps_since_update += 1
-            self.engine.weighted_backward(losses, self._weights, context)
+            self.engine.weighted_backward(losses, self._weights, context, self.reduce)
             return {"weights": dict(self._weights), "recomputed": False}
 
-        jacobian = self.engine.task_jacobian(losses, context)
-        gramian = jacobian.gramian()
+        jacobian = self.engine.task_jacobian(losses, context, self.reduce)
+        gramian = self.engine.gramian(jacobian, self.reduce)
+        if not bool(torch.isfinite(gramian).all()):
+            # inf/NaN gradients (an fp16 overflow): the method is not run; NaN gradients make the
+            # trainer skip the step (and count it), the method's state and cached weights untouched.
+            nan = torch.full((len(tasks),), float("nan"), dtype=gramian.dtype, device=gramian.device)
+            update = jacobian.combine(nan) if self.mode != "subset" else None
+            self.engine.apply_update(jacobian, update, nan, losses, context, self.reduce)
+            return {"weights": {t: float("nan") for t in tasks}, "recomputed": False, "nonfinite": True}
         stats: dict[str, Any] = gradient_statistics(tasks, gramian)
         if isinstance(self.method, GramianWeighting):
             weights = self.method(gramian.detach().double(), tasks).to(gramian.dtype)
@@ -167,7 +174,7 @@ class GradientBalancer(Balancer):
             update = self.method.aggregate_jacobian(jacobian)
             # GradDrop-like aggregators sum masked task gradients with coefficient 1.
             stats["weights"] = dict.fromkeys(tasks, 1.0)
-        self.engine.apply_update(jacobian, update, weights, losses, context)
+        self.engine.apply_update(jacobian, update, weights, losses, context, self.reduce)
         stats["recomputed"] = True
         if self.engine.strategy is not None:
             stats["vjp"] = self.engine.strategy

@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
+
+from polytask.balancing.reduce import GradientReduce
 
 
 @dataclass
@@ -38,9 +41,26 @@ class StepContext:
 
 
 class Balancer(ABC):
-    """Turns per-task losses into gradients; stateful methods expose their state."""
+    """Turns per-task losses into gradients; stateful methods expose their state.
+
+    ``reduce`` is the balancer's reduce hook (``balancing.reduce.GradientReduce``): every backward
+    pass and every statistic a method reads across data-parallel ranks goes through it, so that N
+    processes give the update of one process on the union batch. The trainer sets it; it defaults to
+    one process without a loss scale.
+    """
 
     name: str = ""
+    _reduce: GradientReduce | None = None
+
+    @property
+    def reduce(self) -> GradientReduce:
+        if self._reduce is None:
+            self._reduce = GradientReduce()
+        return self._reduce
+
+    @reduce.setter
+    def reduce(self, value: GradientReduce) -> None:
+        self._reduce = value
 
     @abstractmethod
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
@@ -55,6 +75,10 @@ class Balancer(ABC):
 
     def after_optimizer_step(self, losses: Mapping[str, Tensor], context: StepContext) -> None:
         """Hook called after ``optimizer.step()``; ``losses`` are the (detached) pre-step losses."""
+
+    def to(self, device: torch.device) -> Balancer:
+        """Move the method's parameters and tensor state to ``device`` (before the optimizer is built)."""
+        return self
 
     def state_dict(self) -> dict[str, Any]:
         return {}

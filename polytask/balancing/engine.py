@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
+from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.row_lookups import LookedUpRows
 from polytask.errors import ConfigError
 
@@ -69,9 +70,10 @@ class TaskJacobian:
     def gramian(self) -> Tensor:
         """G = J Jᵀ, the matrix of pairwise inner products of the task gradients."""
         t = len(self.rows)
-        gramian = self.rows[0][0].new_zeros(t, t)
+        dtype = torch.promote_types(self.rows[0][0].dtype, torch.float32)  # bf16/fp16 rows: sums in fp32
+        gramian = self.rows[0][0].new_zeros(t, t, dtype=dtype)
         for k in range(len(self.targets)):
-            flat = [row[k].reshape(-1) for row in self.rows]
+            flat = [row[k].reshape(-1).to(dtype) for row in self.rows]
             if t > 4:
                 block = torch.stack(flat)
                 gramian += block @ block.T
@@ -147,48 +149,63 @@ class GradientEngine:
         self._batched_ok: bool | None = None
 
     # ------------------------------------------------------------------ per-task gradients
-    def task_jacobian(self, losses: Mapping[str, Tensor], context: StepContext) -> TaskJacobian:
+    def task_jacobian(self, losses: Mapping[str, Tensor], context: StepContext,
+                      reduce: GradientReduce | None = None) -> TaskJacobian:
         """Per-task gradients of the mode's targets; also accumulates each head's own-task gradient.
+
+        ``reduce`` (the balancer's hook) seeds every product with the loss scale and, for the
+        parameter modes, turns the rows into the union batch's unscaled gradients; representation
+        rows stay per rank and scaled (``gramian`` reduces their Gramian instead).
 
         With a representation, two stages: T cheap products from the losses to the representation
         (through the heads only), then T products from the representation to the targets, batched
         or looped. Exact mode frees the graph (its update needs no further backward pass); the
         other modes keep it for ``apply_update``.
         """
+        reduce = reduce or GradientReduce()
         tasks = list(losses)
         shared = _trainable(context.shared_parameters)
         targets = self._targets(shared, context)
         reps = list(context.representation)
         heads = task_specific_parameters([losses[t] for t in tasks], shared, reps)
         retain = self.mode != "exact"
+        seeded = {t: reduce.seed(losses[t]) for t in tasks}
         if self.mode == "representation":
-            return TaskJacobian(tasks, self._head_stage(losses, tasks, reps, heads), targets)
-        tables = self._looked_up_tables(targets, context)
+            return TaskJacobian(tasks, self._head_stage(seeded, tasks, reps, heads), targets)
+        tables = self._looked_up_tables(targets, context, reduce)
         table_ids = {id(table.weight) for table in tables}
         dense = [t for t in targets if id(t) not in table_ids]
         outputs = [lookup.output for table in tables for lookup in table.lookups]
         if reps:
-            cotangents = self._head_stage(losses, tasks, reps, heads)
+            cotangents = self._head_stage(seeded, tasks, reps, heads)
             jacobian_rows = self._encoder_stage(reps, cotangents, dense + outputs, retain)
         else:
             # No representation given: products from the losses straight to the targets and heads.
             stacked = torch.stack([losses[t] for t in tasks])
-            eye = torch.eye(len(tasks), dtype=stacked.dtype, device=stacked.device)
+            eye = torch.eye(len(tasks), dtype=stacked.dtype, device=stacked.device) * reduce.scale
             jacobian_rows = self._encoder_stage([stacked], [[eye[i]] for i in range(len(tasks))], dense + outputs + heads,
                                                 retain, n_heads=len(heads))
         if not tables:
+            reduce.task_gradients_([block for row in jacobian_rows for block in row])
             return TaskJacobian(tasks, jacobian_rows, targets)
+        # across ranks: every table's blocks at the rows any rank read, so the blocks line up
+        union = [reduce.union_rows(table.rows) for table in tables]
         rows = []
         for row in jacobian_rows:
             blocks, offset = row[: len(dense)], len(dense)
-            for table in tables:
-                blocks.append(table.block(row[offset : offset + len(table.lookups)]))
+            for table, rows_read in zip(tables, union):
+                block = table.block(row[offset : offset + len(table.lookups)])
+                if rows_read is not table.rows:
+                    where = torch.searchsorted(rows_read, table.rows)
+                    block = block.new_zeros(rows_read.numel(), block.shape[1]).index_copy_(0, where, block)
+                blocks.append(block)
                 offset += len(table.lookups)
             rows.append(blocks)
-        return TaskJacobian(tasks, rows, dense + [table.weight for table in tables],
-                            [None] * len(dense) + [table.rows for table in tables])
+        reduce.task_gradients_([block for row in rows for block in row])
+        return TaskJacobian(tasks, rows, dense + [table.weight for table in tables], [None] * len(dense) + union)
 
-    def _looked_up_tables(self, targets: list[Tensor], context: StepContext) -> list[LookedUpRows]:
+    def _looked_up_tables(self, targets: list[Tensor], context: StepContext,
+                          reduce: GradientReduce) -> list[LookedUpRows]:
         """The embedding tables among the targets whose lookups this step recorded."""
         if not self.row_lookups or not context.row_lookups:
             return []
@@ -266,40 +283,53 @@ class GradientEngine:
         return "batched" if self._batched_ok else "loop"
 
     # ------------------------------------------------------------------ updates
+    def gramian(self, jacobian: TaskJacobian, reduce: GradientReduce | None = None) -> Tensor:
+        """The union batch's unscaled Gramian: representation rows are per rank, so their Gramians are summed."""
+        gramian = jacobian.gramian()
+        if self.mode == "representation" and reduce is not None:
+            reduce.gramian_(gramian)
+        return gramian
+
     def apply_update(self, jacobian: TaskJacobian, update: list[Tensor] | None, weights: Tensor | None,
-                     losses: Mapping[str, Tensor], context: StepContext) -> None:
+                     losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce | None = None) -> None:
         """Write the shared update: directly (exact), or by one backward pass (other modes).
 
         ``update`` is the aggregated update, one tensor per target of the Jacobian; ``weights``
-        the task weights it came from (``None`` for aggregators that are not a weighted sum).
+        the task weights it came from (``None`` for aggregators that are not a weighted sum). In
+        exact mode the update is the union batch's on every rank (written times the loss scale, like
+        every other ``.grad``); the other modes' backward passes leave per-rank gradients to average.
         """
+        reduce = reduce or GradientReduce()
         shared = _trainable(context.shared_parameters)
         if self.mode == "exact":
-            jacobian.accumulate(update)
+            jacobian.accumulate(torch._foreach_mul(list(update), reduce.scale) if reduce.scale != 1.0 else update)
+            reduce.mark_synced(jacobian.targets)
             return
         if self.mode == "representation":
             torch.autograd.backward(jacobian.targets, grad_tensors=update, inputs=list(shared.values()))
             return
         if weights is None:
             raise ValueError("mode 'subset' needs a weighted method")
-        self.weighted_shared_backward(losses, jacobian.tasks, weights, shared)
+        self.weighted_shared_backward(losses, jacobian.tasks, weights, shared, reduce)
 
-    def weighted_backward(self, losses: Mapping[str, Tensor], weights: Mapping[str, float], context: StepContext) -> None:
+    def weighted_backward(self, losses: Mapping[str, Tensor], weights: Mapping[str, float], context: StepContext,
+                          reduce: GradientReduce | None = None) -> None:
         """Heads get their own gradient, shared parameters Σ wᵢ gᵢ: two backward calls, no per-task pass."""
+        reduce = reduce or GradientReduce()
         shared = _trainable(context.shared_parameters)
         tasks = list(losses)
         heads = task_specific_parameters([losses[t] for t in tasks], shared, context.representation)
         if heads:
-            torch.autograd.backward(torch.stack([losses[t] for t in tasks]).sum(), inputs=heads, retain_graph=True)
+            reduce.backward(torch.stack([losses[t] for t in tasks]).sum(), inputs=heads, retain_graph=True)
         w = torch.tensor([weights[t] for t in tasks], dtype=losses[tasks[0]].dtype, device=losses[tasks[0]].device)
-        self.weighted_shared_backward(losses, tasks, w, shared)
+        self.weighted_shared_backward(losses, tasks, w, shared, reduce)
 
     @staticmethod
     def weighted_shared_backward(losses: Mapping[str, Tensor], tasks: Sequence[str], weights: Tensor,
-                                 shared: dict[str, Tensor]) -> None:
+                                 shared: dict[str, Tensor], reduce: GradientReduce | None = None) -> None:
         total = (torch.stack([losses[t] for t in tasks]) * weights.to(losses[tasks[0]].dtype)).sum()
         if shared:
-            torch.autograd.backward(total, inputs=list(shared.values()))
+            (reduce or GradientReduce()).backward(total, inputs=list(shared.values()))
 
 
 def task_specific_parameters(roots: Sequence[Tensor], shared: Mapping[str, Tensor],

@@ -76,9 +76,8 @@ class LossWeighting(Balancer):
     """Base of the loss weightings: ``backward`` back-propagates what ``combine`` returns.
 
     Learned per-task scalars (UW log-variances, GradNorm weights, ...) live in
-    ``self.scalars``, one 0-dim CPU parameter per task: the trainer optimises them with the
-    model, autograd moves their 0-dim gradients across devices, and checkpoints restore them
-    without device bookkeeping. Every piece of state is keyed by task name, so a step may
+    ``self.scalars``, one 0-dim parameter per task, on the run's device (``to``): the trainer
+    optimises them with the model; checkpoints restore them in place. Every piece of state is keyed by task name, so a step may
     carry any subset of the tasks (partial labels); each method documents how it treats the
     tasks absent from a step.
     """
@@ -101,11 +100,16 @@ class LossWeighting(Balancer):
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
         self._check_tasks(losses)
         combination = self.combine(losses, context)
-        combination.loss.backward()
+        self.reduce.backward(combination.loss)
         return {"weights": _as_floats(combination.weights), **combination.diagnostics}
 
     def parameters(self) -> Iterable[nn.Parameter]:
         return list(self.scalars.values())
+
+    def to(self, device: torch.device) -> LossWeighting:
+        self.scalars = {task: nn.Parameter(p.detach().to(device), requires_grad=p.requires_grad)
+                        for task, p in self.scalars.items()}
+        return self
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"scalars": {task: p.detach().clone() for task, p in self.scalars.items()}}

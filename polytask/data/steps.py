@@ -75,7 +75,9 @@ class StepBuilder:
                 self.task_pool[task] = f"task:{task}"
                 self.pools[f"task:{task}"] = corpus.task_examples(task, "train")
         self.cycles = {key: ShuffledCycle(len(pool), seed * 1009 + i) for i, (key, pool) in enumerate(self.pools.items())}
-        self.batch_sizes = {t: config.tasks[t].batch_size or config.training.batch_size for t in tasks}
+        # per update: training.accumulate micro-batches of the configured size (all ranks together)
+        accumulate = config.training.accumulate
+        self.batch_sizes = {t: (config.tasks[t].batch_size or config.training.batch_size) * accumulate for t in tasks}
         self.task_sizes = {t: len(corpus.task_examples(t, "train")) for t in tasks}
         self.sampler = None
         per_step = config.sampling.tasks_per_step
@@ -104,16 +106,20 @@ class StepBuilder:
 
     def build(self, step: int, total_steps: int) -> Batch:
         """The batch of ``step``: one micro-batch per selected task, labels of selected tasks only."""
+        selected, examples = self.draw(step, total_steps)
+        return collate(examples, self.featurizer, {t: self.tasks[t] for t in selected})
+
+    def draw(self, step: int, total_steps: int) -> tuple[list[str], list[Example]]:
+        """The tasks and examples of ``step`` (the whole batch of an update, before any sharding)."""
         selected = self.select_tasks(step, total_steps)
         sizes: dict[str, int] = {}
         for task in selected:
             pool = self.task_pool[task]
             sizes[pool] = max(sizes.get(pool, 0), self.batch_sizes[task])
         examples = [self.pools[pool][i] for pool, size in sizes.items() for i in self.cycles[pool].take(size)]
-        batch = collate(examples, self.featurizer, {t: self.tasks[t] for t in selected})
         for task in selected:
-            self.seen[task] += int(batch.labelled[task].sum())
-        return batch
+            self.seen[task] += sum(1 for e in examples if e.labels.get(task) is not None)
+        return selected, examples
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -19,12 +19,13 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
     """Predictions of every task for every example, in input order (length-sorted batching)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device  # the model's device: batches follow it
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
     results: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     scores: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     for start in range(0, len(order), batch_size):
         indices = order[start : start + batch_size]
-        batch = collate([examples[i] for i in indices], model.encoder.featurizer, {})
+        batch = collate([examples[i] for i in indices], model.encoder.featurizer, {}).to(device)
         output = model(batch.inputs, tasks)
         for name, task in tasks.items():
             decoded = task.decode(output.logits[name], batch.lengths)
@@ -42,7 +43,12 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
 def evaluate(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequence[Example],
              batch_size: int = 128) -> dict[str, dict[str, float]]:
     """Per-task metrics over the examples labelled for each task (others are skipped)."""
-    predictions = predict(model, tasks, examples, batch_size)
+    return score(tasks, examples, predict(model, tasks, examples, batch_size))
+
+
+def score(tasks: Mapping[str, TaskType], examples: Sequence[Example],
+          predictions: Mapping[str, Sequence[Any]]) -> dict[str, dict[str, float]]:
+    """Per-task metrics of ``predictions`` (per task, one per example) over the examples labelled for it."""
     metrics: dict[str, dict[str, float]] = {}
     for name, task in tasks.items():
         labelled = [i for i, e in enumerate(examples) if name in e.labels]

@@ -178,14 +178,15 @@ def create_app(predictor: "Predictor", *, limits: ServingLimits | None = None, r
     return app
 
 
-def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, limits: ServingLimits | None = None) -> None:
-    """Load ``run`` and serve it with uvicorn until SIGINT/SIGTERM (then answer what is in flight and exit)."""
+def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, limits: ServingLimits | None = None,
+          device: str | None = None) -> None:
+    """Load ``run`` on ``device`` and serve it with uvicorn until SIGINT/SIGTERM (then answer what is in flight and exit)."""
     require("uvicorn", "polytask serve", "serve")
     import uvicorn
 
     from polytask.serving.predictor import Predictor
 
-    app = create_app(Predictor.from_run(run), limits=limits, run=str(run))
+    app = create_app(Predictor.from_run(run, device), limits=limits, run=str(run))
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
 
 

@@ -19,10 +19,11 @@ class Predictor:
         self.experiment, self.batch_size = experiment, batch_size
 
     @classmethod
-    def from_run(cls, run: str | Path) -> Predictor:
+    def from_run(cls, run: str | Path, device: str | None = None) -> Predictor:
+        """The run's model on ``device`` (auto | cpu | cuda | cuda:N | mps; default CPU)."""
         from polytask.training.run_dir import load_run
 
-        return cls(load_run(run))
+        return cls(load_run(run, device=device))
 
     def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities."""

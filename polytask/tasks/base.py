@@ -68,6 +68,10 @@ class TaskType(ABC):
     def loss(self, logits: Tensor, targets: Tensor, labelled: Tensor) -> Tensor:
         """Mean loss over labelled examples (token tasks: over labelled tokens)."""
 
+    def loss_count(self, targets: Tensor, labelled: Tensor) -> Tensor:
+        """How many terms ``loss`` averages over (labelled examples); weighs the loss across shards."""
+        return labelled.sum()
+
     @abstractmethod
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[Any]:
         """Python predictions, one per example."""

@@ -122,6 +122,9 @@ class SequenceClassification(TaskType):
         targets = targets.to(logits.device).masked_fill(~labelled.to(logits.device), IGNORE_INDEX)
         return masked_cross_entropy(logits, targets)
 
+    def loss_count(self, targets: Tensor, labelled: Tensor) -> Tensor:
+        return (targets.masked_fill(~labelled, IGNORE_INDEX) != IGNORE_INDEX).sum()
+
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[str]:
         return [self.classes.names[i] for i in logits.argmax(dim=-1).tolist()]
 

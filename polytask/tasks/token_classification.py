@@ -108,6 +108,10 @@ class TokenClassification(TaskType):
         targets = targets.to(logits.device).masked_fill(~labelled.to(logits.device)[:, None], IGNORE_INDEX)
         return masked_cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
+    def loss_count(self, targets: Tensor, labelled: Tensor) -> Tensor:
+        """Labelled tokens (``loss`` is their mean)."""
+        return (targets.masked_fill(~labelled[:, None], IGNORE_INDEX) != IGNORE_INDEX).sum()
+
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[list[str]]:
         ids = logits.argmax(dim=-1).tolist()
         return [[self.tags.names[i] for i in row[:length]] for row, length in zip(ids, lengths)]

@@ -18,21 +18,44 @@ from polytask.training.trainer import Trainer
 def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwrite: bool = False,
               progress: bool = True, console: Console | None = None,
               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train ``config``; the run directory is created only after the data has been read without error."""
-    run_dir = RunDirectory(out, overwrite=overwrite) if out is not None else None
+    """Train ``config``; the run directory is created only after the data has been read without error.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each step; rank 0 alone
+    creates and writes the run directory. Restarted by ``torchrun --max-restarts`` after a failure,
+    it continues from the run's last checkpoint.
+    """
+    from polytask.training.device import resolve_device
+    from polytask.training.distributed import init_process_group, restarted
+
+    resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
+    if out is not None and restarted():
+        # torchrun --max-restarts started this process again after a rank failed: continue the run
+        from polytask.training.run_dir import CHECKPOINT
+
+        if (Path(out) / CHECKPOINT).is_file():
+            return resume_run(out, progress=progress, console=console)
+        overwrite = True  # it failed before its first checkpoint: train it again
+    parallel = init_process_group(config.training.device)
+    run_dir = RunDirectory(out, overwrite=overwrite) if out is not None and parallel.main else None
     experiment = build_experiment(config)
     if run_dir is not None:
         run_dir.create()
         run_dir.save_setup(experiment)
-    return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks).fit()
+    parallel.barrier()
+    if out is not None and not parallel.main:
+        run_dir = RunDirectory.existing(out)
+    return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks,
+                   parallel=parallel).fit()
 
 
-def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None) -> dict[str, Any]:
+def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None,
+               device: str | None = None) -> dict[str, Any]:
     """Continue the interrupted ``polytask train`` run in ``path`` from its last checkpoint, exactly.
 
     The experiment is rebuilt from the run's ``config.yaml`` (its data read again) and must give
     the same vocabularies and label spaces as when the run started; metrics written after the
-    checkpoint are dropped and written again.
+    checkpoint are dropped and written again. ``device`` replaces the run's ``training.device``
+    (a checkpoint written on one device resumes on another).
     """
     import json
 
@@ -40,6 +63,8 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
 
     from polytask.config import validate_config
     from polytask.errors import PolytaskError
+    from polytask.training.device import check_device_name, load_tensors
+    from polytask.training.distributed import init_process_group
     from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY, setup_files
 
     run = Path(path)
@@ -51,23 +76,29 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
         raise PolytaskError(f"{run} has no checkpoint: it stopped before the end of its first epoch "
                             "(or training.checkpoint_every steps); train it again")
     config = validate_config(yaml.safe_load((run / CONFIG).read_text()), file=str(run / CONFIG))
+    if device is not None:
+        config.training.device = check_device_name(device, field="--device")
     experiment = build_experiment(config)
     for name, rebuilt in setup_files(experiment).items():
         if json.loads((run / name).read_text()) != json.loads(json.dumps(rebuilt)):  # as written to the file
             raise PolytaskError(f"cannot resume {run}: its config now gives a different {name} (the data changed "
                                 "since the run started, or the run was not made by polytask train)")
+    parallel = init_process_group(config.training.device)
     run_dir = RunDirectory.existing(run)
-    trainer = Trainer(experiment, run_dir, progress=progress, console=console)
-    trainer.load_checkpoint(run_dir.load_checkpoint())
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, parallel=parallel)
+    # rank 0 also cuts metrics.jsonl back to the checkpoint; the other ranks only read it
+    trainer.load_checkpoint(run_dir.load_checkpoint() if parallel.main else load_tensors(run / CHECKPOINT))
     return trainer.fit()
 
 
-def evaluate_run(path: str | Path, split: str = "test", overrides: Sequence[str] = ()) -> dict[str, dict[str, float]]:
+def evaluate_run(path: str | Path, split: str = "test", overrides: Sequence[str] = (),
+                 device: str | None = None) -> dict[str, dict[str, float]]:
     """Score the trained run in ``path`` on its configured ``split`` (dev or test); writes ``eval-SPLIT.json``.
 
     ``overrides`` change the run's config before its data is read (e.g. another test file:
     ``tasks.ner.data.test=other.txt``); a label the model never saw in training is a DataError
-    naming file:line. Returns task -> metric -> value.
+    naming file:line. ``device`` (auto | cpu | cuda | cuda:N | mps) is where the model runs (default CPU).
+    Returns task -> metric -> value.
     """
     from polytask.config import load_config
     from polytask.data.corpus import load_corpus
@@ -79,7 +110,7 @@ def evaluate_run(path: str | Path, split: str = "test", overrides: Sequence[str]
     if split not in ("dev", "test"):
         raise PolytaskError(f"unknown split {split!r}; choose dev or test")
     run = Path(path)
-    experiment = load_run(run)
+    experiment = load_run(run, device=device)
     if overrides:
         experiment.config = load_config(run / CONFIG, list(overrides))
     corpus = load_corpus(experiment.config, experiment.tasks)

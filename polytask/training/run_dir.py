@@ -78,9 +78,9 @@ class RunDirectory:
 
     def load_checkpoint(self) -> dict[str, Any]:
         """The last checkpoint, with metrics.jsonl cut back to what had been written when it was saved."""
-        import torch
+        from polytask.training.device import load_tensors
 
-        state = torch.load(self.path / CHECKPOINT, map_location="cpu", weights_only=True)  # tensors and plain values
+        state = load_tensors(self.path / CHECKPOINT)  # on CPU whatever device wrote it; tensors and plain values
         with (self.path / METRICS).open("r+b") as stream:
             stream.truncate(state["metrics_bytes"])
         return state
@@ -101,9 +101,10 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-def load_run(path: str | Path, weights: str = MODEL) -> Experiment:
-    """Rebuild a trained model from its run directory (no data is read)."""
+def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) -> Experiment:
+    """Rebuild a trained model from its run directory (no data is read), on ``device`` (default: CPU)."""
     from polytask.models.encoders import build_encoder
+    from polytask.training.device import cpu_device, resolve_device
 
     path = Path(path)
     for name in (CONFIG, LABELS, VOCAB, weights):
@@ -119,5 +120,6 @@ def load_run(path: str | Path, weights: str = MODEL) -> Experiment:
     encoder.build()
     model = build_model(config, encoder, tasks)
     RunDirectory.existing(path).load_weights(model, weights)
+    model.to(resolve_device(device, field="--device") if device else cpu_device())
     model.eval()
     return Experiment(config, tasks, model)

@@ -30,15 +30,19 @@ from rich.progress import (
 )
 
 from polytask.balancing.balancer import StepContext
+from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.registry import build_balancer
 from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.errors import PolytaskError
-from polytask.evaluation.scoring import evaluate
+from polytask.evaluation.scoring import evaluate, predict, score
 from polytask.evaluation.selection import selection_score
 from polytask.training.callbacks import Callback
+from polytask.training.device import resolve_device
+from polytask.training.distributed import DataParallel, StepBatches
 from polytask.training.optim import build_optimizer, build_param_groups, build_scheduler
+from polytask.training.precision import Precision
 from polytask.training.run_dir import MODEL, RunDirectory
 from polytask.training.setup import Experiment
 from polytask.training.unfreezing import EncoderFreezer
@@ -57,14 +61,24 @@ class Trainer:
 
     def __init__(self, experiment: Experiment, run_dir: RunDirectory | None = None, *, progress: bool = True,
                  console: Console | None = None, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                 callbacks: Sequence[Callback] = ()):
+                 callbacks: Sequence[Callback] = (), parallel: DataParallel | None = None):
+        self.parallel = parallel or DataParallel.current()
+        # every rank reads the run directory (resume); only rank 0 writes it and shows progress
         self.experiment, self.run_dir = experiment, run_dir
+        self.writer = run_dir if self.parallel.main else None
         self.config, self.model, self.tasks = experiment.config, experiment.model, experiment.tasks
         self.console = console or Console(stderr=True)
-        self.show_progress, self.on_epoch, self.callbacks = progress, on_epoch, list(callbacks)
+        if not self.parallel.main:
+            self.console = Console(stderr=True, quiet=True)
+        self.show_progress, self.on_epoch, self.callbacks = progress and self.parallel.main, on_epoch, list(callbacks)
         seed_everything(self.config.training.seed)
         if self.config.training.threads:
             torch.set_num_threads(self.config.training.threads)
+        self.device = resolve_device(self.config.training.device, local_rank=self.parallel.local_rank)
+        self.model.to(self.device)
+        self.parallel.broadcast_parameters(list(self.model.state_dict().values()))
+        self.precision = Precision(self.config.training.precision, self.device)
+        self.reduce = GradientReduce(self.parallel.world, device=self.device)
         self.steps = StepBuilder(self.config, experiment.corpus, self.tasks, self.model.encoder.featurizer)
         training = self.config.training
         self.steps_per_epoch = self.steps.steps_per_epoch()
@@ -74,6 +88,8 @@ class Trainer:
         balancing = self.config.balancing
         self.balancer = build_balancer(balancing.method, list(self.tasks), balancing.options, mode=balancing.mode,
                                        update_every=balancing.update_every, shared_params=balancing.shared_params)
+        self.balancer.to(self.device)  # before the optimizer: it holds the method's parameters
+        self.balancer.reduce = self.reduce
         self.optimizer = build_optimizer(build_param_groups(self.model, self.balancer.parameters(), training), training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
         self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
@@ -85,50 +101,100 @@ class Trainer:
         self.stale, self.stopped = 0, False  # epochs without improvement; early stopping reached
         self.elapsed = 0.0  # training seconds before this process (a resumed run)
         self.running: dict[str, float] = {}  # smoothed losses for the progress bar
+        self.skipped = 0  # steps not applied: inf/NaN gradients (an fp16 overflow)
 
     # ------------------------------------------------------------------------------
     def losses(self, batch: Batch, tasks: list[str], logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {t: self.tasks[t].loss(logits[t], batch.targets[t], batch.labelled[t]) for t in tasks}
 
-    def train_step(self, batch: Batch) -> dict[str, Any]:
-        """One optimisation step on ``batch``; returns the diagnostics to log."""
+    def build_step(self) -> StepBatches:
+        """This rank's micro-batches of the next step (the whole step with one process and no accumulation)."""
+        selected, examples = self.steps.draw(self.step, self.total_steps)
+        return self.parallel.step_batches(selected, examples, self.model.encoder.featurizer, self.tasks,
+                                          self.config.training.accumulate)
+
+    def loss_counts(self, step: StepBatches) -> torch.Tensor:
+        """Micro-batch × present task: how many tokens (or examples) each mean loss is over (float64, CPU)."""
+        return torch.tensor([[float(self.tasks[t].loss_count(b.targets[t], b.labelled[t])) for t in step.present]
+                             for b in step.micro], dtype=torch.float64).reshape(len(step.micro), len(step.present))
+
+    def step_losses(self, step: StepBatches, counts: torch.Tensor,
+                    forward: Callable[[Batch], Any]) -> tuple[dict[str, torch.Tensor], list]:
+        """The step's per-task losses on the union of every rank's micro-batches, and the forward outputs.
+
+        Each micro-batch's mean loss is weighted by its share of the task's global token (or example)
+        count, so any split of the step gives the loss of the whole; the reduce hook makes the values
+        global (``GradientReduce.global_losses``).
+        """
+        present = step.present
+        totals = counts.sum(0)
+        self.reduce.all_reduce_([totals])
+        fractions = (counts / totals.clamp(min=1)).tolist()
+        shares: dict[str, torch.Tensor] = {}
+        outputs = []
+        for batch, fraction in zip(step.micro, fractions):
+            with self.precision.autocast():
+                output = forward(batch)
+                losses = self.losses(batch, present, output.logits)
+            outputs.append(output)
+            for t, f in zip(present, fraction):
+                term = losses[t] * f if len(step.micro) > 1 or self.reduce.distributed else losses[t]
+                shares[t] = term if t not in shares else shares[t] + term
+        return self.reduce.global_losses(shares), outputs
+
+    def train_step(self, batch: Batch | StepBatches) -> dict[str, Any]:
+        """One optimisation step on ``batch`` (or this rank's micro-batches of one); returns the diagnostics to log."""
+        step = batch if isinstance(batch, StepBatches) else StepBatches([batch], batch.present_tasks)
+        counts = self.loss_counts(step)  # from the CPU batches, before they move
+        step = step.to(self.device)
         for callback in self.callbacks:
-            callback.before_step(self, batch)
+            callback.before_step(self, step.micro[0])
         self.model.train()
-        present = batch.present_tasks
+        present = step.present
         self.row_lookups.take()  # forget lookups from outside a step (e.g. a callback's forward pass)
-        output = self.model(batch.inputs, present)
+        losses, outputs = self.step_losses(step, counts, lambda b: self.model(b.inputs, present))
         row_lookups = self.row_lookups.take()
-        losses = self.losses(batch, present, output.logits)
         if self.config.sampling.loss_correction:
             correction = self.steps.importance_weights(self.step, self.total_steps)
             losses = {t: loss * correction[t] for t, loss in losses.items()}
 
         def recompute_losses() -> dict[str, torch.Tensor]:
             with torch.no_grad():
-                return self.losses(batch, present, self.model(batch.inputs, present).logits)
+                return self.step_losses(step, counts, lambda b: self.model(b.inputs, present))[0]
 
-        representation = [r for r in output.representation if r.requires_grad]  # frozen layers carry no gradient
+        # frozen layers carry no gradient
+        representation = [r for output in outputs for r in output.representation if r.requires_grad]
         context = StepContext(shared_parameters=self.model.shared_parameters(), representation=representation,
                               step=self.step, epoch=self.epoch, recompute_losses=recompute_losses,
                               row_lookups=row_lookups)
         self.optimizer.zero_grad(set_to_none=True)
+        self.reduce.scale = self.precision.scale
         stats = self.balancer.backward(losses, context)
-        if self.config.training.clip_norm:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.training.clip_norm)
-        self.optimizer.step()
+        self.reduce.sync_gradients([*self.model.parameters(), *self.balancer.parameters()])
+        applied = self.precision.step(self.optimizer, self.model.parameters(), self.config.training.clip_norm)
         self.scheduler.step()
         detached = {t: loss.detach() for t, loss in losses.items()}
         self.balancer.after_optimizer_step(detached, context)
         self.step += 1
         record = {"losses": {t: float(v) for t, v in detached.items()}, **stats}
+        if not applied:
+            self.skipped += 1
+            record["skipped"] = True
         for callback in self.callbacks:
-            callback.after_step(self, batch, record)
+            callback.after_step(self, step.micro[0], record)
         return record
 
     def evaluate(self, split: str) -> dict[str, dict[str, float]]:
+        """Metrics on ``split``; with several ranks each predicts its shard and every rank scores the whole."""
         examples = self.experiment.corpus.examples(split)
-        return evaluate(self.model, self.tasks, examples, self.config.training.eval_batch_size) if examples else {}
+        if not examples:
+            return {}
+        if not self.parallel.distributed:
+            return evaluate(self.model, self.tasks, examples, self.config.training.eval_batch_size)
+        shard = predict(self.model, self.tasks, self.parallel.shard(examples), self.config.training.eval_batch_size)
+        rows = self.parallel.unshard([{t: shard[t][i] for t in self.tasks} for i in range(len(next(iter(shard.values()))))],
+                                     len(examples))
+        return score(self.tasks, examples, {t: [row[t] for row in rows] for t in self.tasks})
 
     # ------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -151,14 +217,14 @@ class Trainer:
                     self._log_unfreezing(progress, epoch)
                 epoch_end = min(epoch * self.steps_per_epoch, self.total_steps)
                 while self.step < epoch_end:
-                    batch = self.steps.build(self.step, self.total_steps)
+                    batch = self.build_step()
                     record = self.train_step(batch)
                     for task, value in record["losses"].items():
                         previous = self.running.get(task)
                         self.running[task] = value if previous is None else 0.95 * previous + 0.05 * value
-                    if self.run_dir and (self.step % training.log_every == 0 or self.step == 1):
-                        self.run_dir.log({"kind": "step", "step": self.step, "epoch": epoch,
-                                          "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present_tasks,
+                    if self.writer and (self.step % training.log_every == 0 or self.step == 1):
+                        self.writer.log({"kind": "step", "step": self.step, "epoch": epoch,
+                                          "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present,
                                           "seen": dict(self.steps.seen), **record})
                     progress.update(bar, advance=1, losses=self._progress_text(self.running))
                     every = training.checkpoint_every
@@ -169,8 +235,8 @@ class Trainer:
                 improved = score > self.best["score"]
                 record = {"kind": "eval", "split": "dev", "epoch": epoch, "step": self.step, "tasks": dev,
                           "score": score, "best": improved, "seconds": time.perf_counter() - started}
-                if self.run_dir:
-                    self.run_dir.log(record)
+                if self.writer:
+                    self.writer.log(record)
                 if self.on_epoch:
                     self.on_epoch(record)
                 self._print_epoch(progress, epoch, dev, score, improved)
@@ -178,8 +244,8 @@ class Trainer:
                     self.best = {"score": score, "epoch": epoch, "dev": dev,
                                  "state": {k: v.detach().clone() for k, v in self.model.state_dict().items()}}
                     self.stale = 0
-                    if self.run_dir:
-                        self.run_dir.save_model(self.experiment, MODEL)
+                    if self.writer:
+                        self.writer.save_model(self.experiment, MODEL)
                 else:
                     self.stale += 1
                     if patience and self.stale >= patience:
@@ -193,21 +259,26 @@ class Trainer:
             self.run_dir.load_weights(self.model)
         seconds = time.perf_counter() - started
         test = self.evaluate("test")
-        if self.run_dir and test:
-            self.run_dir.log({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "tasks": test})
+        if self.writer and test:
+            self.writer.log({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "tasks": test})
         summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
-        if self.run_dir:
-            self.run_dir.save_summary(summary)
-            self.run_dir.remove_checkpoint()
+        summary["skipped_steps"] = self.skipped
+        if self.writer:
+            self.writer.save_summary(summary)
+            self.writer.remove_checkpoint()
+        self.parallel.barrier()  # the other ranks return once the run directory is complete
         return summary
 
     # ------------------------------------------------------------------------------
     def save_checkpoint(self, elapsed: float) -> None:
-        """Everything ``load_checkpoint`` needs to continue exactly, written atomically to the run directory."""
-        if self.run_dir is None:
-            return
+        """Everything ``load_checkpoint`` needs to continue exactly, written atomically to the run directory.
+
+        Every rank holds the same state (the same updates, the same random draws): rank 0 writes it.
+        """
         self.elapsed = elapsed
-        self.run_dir.save_checkpoint(self.checkpoint_state())
+        if self.writer is None:
+            return
+        self.writer.save_checkpoint(self.checkpoint_state())
 
     def checkpoint_state(self) -> dict[str, Any]:
         """The model, optimizer, schedule, balancer, step builder, random states and loop counters."""
@@ -219,6 +290,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "balancer": self.balancer.state_dict(),
             "steps": self.steps.state_dict(),
+            "precision": self.precision.state_dict(), "skipped": self.skipped,
             "rng": {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -235,6 +307,8 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.balancer.load_state_dict(state["balancer"])
         self.steps.load_state_dict(state["steps"])
+        self.precision.load_state_dict(state.get("precision", {}))
+        self.skipped = int(state.get("skipped", 0))
         rng = state["rng"]
         random.setstate(rng["python"])
         name, keys, position, has_gauss, gauss = rng["numpy"]
@@ -245,8 +319,8 @@ class Trainer:
 
     def _log_unfreezing(self, progress: Progress, epoch: int) -> None:
         groups = self.freezer.trainable
-        if self.run_dir:
-            self.run_dir.log({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
+        if self.writer:
+            self.writer.log({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
         progress.console.print(f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
 
     def _progress(self) -> Progress:

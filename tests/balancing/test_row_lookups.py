@@ -144,8 +144,8 @@ def test_trainer_steps_with_row_lookups_match_dense_tables():
         trainer.balancer.engine.row_lookups = row_lookups
         seen = []
         task_jacobian = trainer.balancer.engine.task_jacobian
-        trainer.balancer.engine.task_jacobian = lambda losses, context: (
-            seen.append(len(context.row_lookups)) or task_jacobian(losses, context))
+        trainer.balancer.engine.task_jacobian = lambda losses, context, *reduce: (
+            seen.append(len(context.row_lookups)) or task_jacobian(losses, context, *reduce))
         for step in range(3):
             trainer.train_step(trainer.steps.build(step, 3))
         return dict(trainer.model.named_parameters()), seen

@@ -154,8 +154,8 @@ def test_exact_mode_row_lookups_match_dense_tables_on_a_transformer(tiny_bert) -
         exp.model.train = lambda mode=True, model=exp.model: model  # keep eval through train_step
         seen = []
         task_jacobian = trainer.balancer.engine.task_jacobian
-        trainer.balancer.engine.task_jacobian = lambda losses, context, seen=seen, inner=task_jacobian: (
-            seen.append(len(context.row_lookups)) or inner(losses, context))
+        trainer.balancer.engine.task_jacobian = lambda losses, context, *reduce, seen=seen, inner=task_jacobian: (
+            seen.append(len(context.row_lookups)) or inner(losses, context, *reduce))
         before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
         trainer.optimizer.step = lambda: None  # keep the gradients of the step, not its update
         trainer.train_step(trainer.steps.build(0, trainer.total_steps))

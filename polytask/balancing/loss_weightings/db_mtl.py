@@ -72,10 +72,15 @@ class DualBalancing(LossWeighting):
         values = torch.stack([losses[task].detach() for task in tasks]) + _EPSILON
         if not any(p.requires_grad for p in context.shared_parameters.values()):
             # a frozen encoder: no shared gradient to balance, the heads get ∇ log L_t
-            torch.stack(list(log_losses.values())).sum().backward()
+            self.reduce.backward(torch.stack(list(log_losses.values())).sum())
             return {"weights": dict(zip(tasks, (1 / values).tolist()))}
-        jacobian = self.engine.task_jacobian(log_losses, context)
+        jacobian = self.engine.task_jacobian(log_losses, context, self.reduce)
         sizes = [t.numel() for t in jacobian.targets]
+        if not all(bool(torch.isfinite(block).all()) for row in jacobian.rows for block in row):
+            # inf/NaN gradients (fp16 overflow): the averages stay as they were; NaN makes the trainer skip the step
+            nan = torch.full((len(tasks),), float("nan"), dtype=values.dtype, device=values.device)
+            self.engine.apply_update(jacobian, jacobian.combine(nan), None, log_losses, context, self.reduce)
+            return {"weights": {t: float("nan") for t in tasks}, "nonfinite": True}
         for task, row in zip(tasks, jacobian.rows):
             buffer = self.buffers.get(task)
             if buffer is not None and buffer.numel() != sum(sizes):
@@ -93,7 +98,7 @@ class DualBalancing(LossWeighting):
         scales = norms.max() / (norms + _EPSILON)
         averaged = TaskJacobian(tasks, [jacobian.split(self.buffers[task]) for task in tasks], jacobian.targets)
         update = averaged.combine(scales)
-        self.engine.apply_update(jacobian, update, None, log_losses, context)
+        self.engine.apply_update(jacobian, update, None, log_losses, context, self.reduce)
         return {"weights": dict(zip(tasks, (scales / values).tolist())),
                 "grad_scales": dict(zip(tasks, scales.tolist()))}
 

@@ -22,6 +22,5 @@ class EqualWeighting(Balancer):
         self.task_names = task_names or []
 
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
-        total = torch.stack(list(losses.values())).sum()
-        total.backward()
+        self.reduce.backward(torch.stack(list(losses.values())).sum())
         return {"weights": dict.fromkeys(losses, 1.0)}

@@ -96,10 +96,9 @@ class GradNorm(LossWeighting):
                                weights={t: self.scalars[t].detach() for t in tasks})
         layer = self.select_parameters(context.shared_parameters)
         norms = []
-        for task in tasks:
-            grads = torch.autograd.grad(losses[task], layer, retain_graph=True, allow_unused=True)
-            squares = [g.pow(2).sum() for g in grads if g is not None]
-            norms.append(torch.stack(squares).sum().sqrt() if squares else losses[task].new_zeros(()))
+        for task in tasks:  # on the union batch of all ranks, unscaled (the reduce hook)
+            grads = self.reduce.task_gradient(losses[task], layer)
+            norms.append(torch.stack([g.float().pow(2).sum() for g in grads]).sum().sqrt())
         norm = torch.stack(norms).detach()
         values = torch.stack([losses[task].detach() for task in tasks]).float()
         for task, value in zip(tasks, values.tolist()):
