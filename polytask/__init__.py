@@ -19,7 +19,7 @@ _EXPORTS = {
     "read_examples": "polytask.data.readers",
     "build_sampler": "polytask.data.samplers",
     "TaskType": "polytask.tasks.base",
-    "build_task": "polytask.tasks",
+    "build_task": "polytask.tasks.registry",
     "Encoder": "polytask.models.encoders.base",
     "EncoderOutput": "polytask.models.encoders.base",
     "register_encoder": "polytask.models.encoders",

@@ -148,16 +148,17 @@ class InputFormat(str, Enum):
 @app.command(rich_help_panel=MODELS)
 @user_errors
 def predict(
-    run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
+    run: Annotated[Path, typer.Argument(help="run directory ('polytask train') or ONNX export ('polytask export')")],
     input: Annotated[Path, typer.Option("--input", "-i", help="input file")],
     format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'}")] = InputFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL output file (default stdout)")] = None,
     device: Device = None,
 ) -> None:
-    """Predict every task for every input from one encoder pass; writes JSONL."""
-    from polytask.serving.predictor import Predictor, read_inputs
+    """Predict every task for every input from one encoder pass; writes JSONL (an export needs no torch)."""
+    from polytask.serving.loading import load_predictor
+    from polytask.serving.predictor import read_inputs
 
-    predictor = Predictor.from_run(run, device)
+    predictor = load_predictor(run, device)
     inputs = read_inputs(input, format.value)
     records = predictor.predict(inputs)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
@@ -168,10 +169,29 @@ def predict(
         errors.print(f"{len(records)} predictions written to {output}")
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+
+
+@app.command(rich_help_panel=MODELS)
+@user_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="export directory to create")],
+    format: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx: one graph for every task")] = ExportFormat.onnx,
+    overwrite: Overwrite = False,
+) -> None:
+    """Export RUN for deployment: one ONNX graph (every task) plus its manifest; predict and serve read it without torch."""
+    from polytask.export.onnx_export import export_run
+
+    path = export_run(run, out, format=format.value, overwrite=overwrite)
+    console.print(f"exported {run} to {path} (model.onnx, manifest.json)", highlight=False)
+
+
 @app.command(rich_help_panel=MODELS)
 @user_errors
 def serve(
-    run: Annotated[Path, typer.Argument(help="run directory written by 'polytask train'")],
+    run: Annotated[Path, typer.Argument(help="run directory ('polytask train') or ONNX export ('polytask export')")],
     host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     max_inputs: Annotated[int, typer.Option(help="most inputs one request may hold (413 above)")] = 256,

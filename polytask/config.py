@@ -240,6 +240,8 @@ class TrainingConfig(StrictModel):
     warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the total steps spent warming up")
     epochs: int = Field(10, ge=1)
     max_steps: int | None = Field(None, gt=0, description="stop after this many steps in total")
+    max_bad_steps: int | None = Field(10, ge=1, description="stop with an error after this many steps in a row "
+                                                           "whose loss or gradients were not finite (null: never)")
     epoch: EpochConfig = Field(default_factory=EpochConfig)
     batch_size: int = Field(32, gt=0)
     eval_batch_size: int = Field(128, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from torch import Tensor
@@ -32,6 +33,27 @@ class Featurizer(ABC):
 
     @abstractmethod
     def load_json(self, data: dict[str, Any]) -> None: ...
+
+    def export_spec(self, directory: Path) -> dict[str, Any]:
+        """What the torch-free ONNX runtime needs to featurize like this (``export.runtime.FEATURIZERS[kind]``).
+
+        Files it needs (a tokenizer) are written into ``directory``; the returned JSON names them.
+        """
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError(f"ONNX export does not support {type(self).__name__} yet: its inputs cannot be "
+                            "computed without torch")
+
+    def export_axes(self, sample: dict[str, Tensor]) -> dict[str, dict[int, str]]:
+        """Names of the dynamic axes of each input tensor: axis 0 the batch; axis 1 of a tensor shaped
+        like ``mask`` the words; any other axis its own."""
+        axes: dict[str, dict[int, str]] = {}
+        for name, tensor in sample.items():
+            axes[name] = {0: "batch"}
+            for axis in range(1, tensor.dim()):
+                same = axis == 1 and tuple(tensor.shape[:2]) == tuple(sample["mask"].shape)
+                axes[name][axis] = "words" if same else f"{name}_{axis}"
+        return axes
 
 
 class LabelCodec(Protocol):

@@ -1,4 +1,4 @@
-"""An HTTP server for a trained run: every task predicted from one encoder pass per model batch (FastAPI).
+"""An HTTP server for a trained run or an ONNX export (torch-free): every task predicted from one encoder pass per model batch (FastAPI).
 
 Why: a multi-task model is most useful as one service that answers every task at once.
 ``POST /predict`` takes inputs (pre-split ``tokens`` or raw ``text``) and returns the same
@@ -26,6 +26,7 @@ from polytask.dependencies import require
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from polytask.export.runtime import OnnxPredictor
     from polytask.serving.predictor import Predictor
 
 
@@ -54,10 +55,9 @@ class ServingLimits:
             raise ValueError(f"--max-wait-ms must be at least 0, not {self.max_wait_ms}")
 
 
-def create_app(predictor: "Predictor", *, limits: ServingLimits | None = None, run: str | None = None) -> "FastAPI":
+def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits | None = None, run: str | None = None) -> "FastAPI":
     """The FastAPI application serving ``predictor``."""
     require("fastapi", "polytask serve", "serve")
-    import torch
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse, Response
     from pydantic import BaseModel, Field, model_validator
@@ -86,16 +86,12 @@ def create_app(predictor: "Predictor", *, limits: ServingLimits | None = None, r
         inputs: list[Input] = Field(..., description="the sentences to predict every task for")
         tasks: list[str] | None = Field(None, description="only these tasks in the answer (default: all)")
 
-    experiment = predictor.experiment
-    names = list(experiment.tasks)
+    names = predictor.task_names
+    described = predictor.describe_tasks()
     metrics = ServerMetrics()
     state = {"ready": False}
 
-    def predict_batch(examples: list[Example]) -> list[dict[str, Any]]:
-        with torch.inference_mode():
-            return predictor.predict(examples)
-
-    batcher = MicroBatcher(predict_batch, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms,
+    batcher = MicroBatcher(predictor.predict, max_batch=limits.max_batch, max_wait_ms=limits.max_wait_ms,
                            on_batch=metrics.observe_batch, on_queue=metrics.queue_depth.set)
 
     @contextlib.asynccontextmanager
@@ -145,8 +141,7 @@ def create_app(predictor: "Predictor", *, limits: ServingLimits | None = None, r
 
     @app.get("/tasks")
     def tasks() -> dict[str, Any]:
-        return {name: {"type": task.type_name, "level": task.level, **task.labels_to_json()}
-                for name, task in experiment.tasks.items()}
+        return described
 
     @app.post("/predict")
     async def predict(parsed: PredictRequest) -> dict[str, Any]:
@@ -184,9 +179,9 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, limits: Servin
     require("uvicorn", "polytask serve", "serve")
     import uvicorn
 
-    from polytask.serving.predictor import Predictor
+    from polytask.serving.loading import load_predictor
 
-    app = create_app(Predictor.from_run(run, device), limits=limits, run=str(run))
+    app = create_app(load_predictor(run, device), limits=limits, run=str(run))
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
 
 

@@ -9,13 +9,13 @@ from typing import Any
 from polytask.data.example import Example
 from polytask.data.tokenize import simple_tokenize
 from polytask.errors import DataError, PolytaskError
-from polytask.training.setup import Experiment
 
 
 class Predictor:
     """Wraps a trained model; ``predict`` returns one JSON-able record per input."""
 
-    def __init__(self, experiment: Experiment, batch_size: int = 128):
+    def __init__(self, experiment: Any, batch_size: int = 128):
+        """``experiment``: a ``training.setup.Experiment`` with a trained model (``load_run``)."""
         self.experiment, self.batch_size = experiment, batch_size
 
     @classmethod
@@ -25,13 +25,25 @@ class Predictor:
 
         return cls(load_run(run, device=device))
 
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.experiment.tasks)
+
+    def describe_tasks(self) -> dict[str, dict[str, Any]]:
+        """Per task: type, level and label space (as in ``labels.json``), as ``GET /tasks`` shows them."""
+        return {name: {"type": task.type_name, "level": task.level, **task.labels_to_json()}
+                for name, task in self.experiment.tasks.items()}
+
     def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities."""
+        import torch
+
         from polytask.evaluation.scoring import predict
         from polytask.tasks.metrics.spans import extract_spans
 
         tasks = self.experiment.tasks
-        outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=True)
+        with torch.inference_mode():
+            outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=True)
         records = []
         for i, example in enumerate(examples):
             record: dict[str, Any] = {"tokens": example.tokens, "tasks": {}}

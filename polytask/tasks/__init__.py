@@ -1,59 +1,29 @@
-"""Task types (tagging, classification, regression, multi-label), their registry and metrics."""
+"""Task types (tagging, classification, regression, multi-label), their registry and metrics.
+
+Names are imported on first use (PEP 562), so torch-free parts such as ``tasks.metrics.spans``
+import without torch (the ONNX runtime needs them).
+"""
 
 from __future__ import annotations
 
-import inspect
+import importlib
 from typing import Any
 
-from polytask.errors import ConfigError
-from polytask.tasks.base import TaskType
-from polytask.tasks.multilabel import MultiLabel
-from polytask.tasks.regression import Regression
-from polytask.tasks.sequence_classification import SequenceClassification
-from polytask.tasks.token_classification import TokenClassification
-
-TASK_TYPES: dict[str, type[TaskType]] = {
-    TokenClassification.type_name: TokenClassification,
-    SequenceClassification.type_name: SequenceClassification,
-    Regression.type_name: Regression,
-    MultiLabel.type_name: MultiLabel,
+_EXPORTS = {
+    "TASK_TYPES": "polytask.tasks.registry",
+    "build_task": "polytask.tasks.registry",
+    "task_options": "polytask.tasks.registry",
+    "TaskType": "polytask.tasks.base",
+    "TokenClassification": "polytask.tasks.token_classification",
+    "SequenceClassification": "polytask.tasks.sequence_classification",
+    "Regression": "polytask.tasks.regression",
+    "MultiLabel": "polytask.tasks.multilabel",
 }
 
-
-def task_options(type_name: str) -> dict[str, Any]:
-    """The options a task type accepts, with their defaults (for docs and error messages)."""
-    parameters = inspect.signature(TASK_TYPES[type_name].__init__).parameters
-    return {p.name: p.default for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY}
+__all__ = sorted(_EXPORTS)
 
 
-def build_task(type_name: str, name: str, **options: Any) -> TaskType:
-    """Instantiate task type ``type_name`` for task ``name``; unknown types or bad options raise ConfigError.
-
-    The error names ``tasks.<name>.type`` for an unknown type, ``tasks.<name>.options`` otherwise.
-    """
-    if type_name not in TASK_TYPES:
-        message = f"unknown task type {type_name!r}; choose one of {', '.join(TASK_TYPES)}"
-        raise ConfigError(message, field=f"tasks.{name}.type")
-    field = f"tasks.{name}.options"
-    known = task_options(type_name)
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        valid = ", ".join(known) or "none"
-        message = f"unknown option(s) {', '.join(unknown)} for {type_name!r}; valid options: {valid}"
-        raise ConfigError(message, field=field)
-    try:
-        return TASK_TYPES[type_name](name, **options)
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"invalid options for {type_name!r}: {error}", field=field) from None
-
-
-__all__ = [
-    "TASK_TYPES",
-    "MultiLabel",
-    "Regression",
-    "SequenceClassification",
-    "TaskType",
-    "TokenClassification",
-    "build_task",
-    "task_options",
-]
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'polytask.tasks' has no attribute {name!r}")

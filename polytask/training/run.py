@@ -59,13 +59,11 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
     """
     import json
 
-    import yaml
-
-    from polytask.config import validate_config
+    from polytask.config import read_yaml, validate_config
     from polytask.errors import PolytaskError
     from polytask.training.device import check_device_name, load_tensors
     from polytask.training.distributed import init_process_group
-    from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY, setup_files
+    from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY, read_json, setup_files
 
     run = Path(path)
     if not (run / CHECKPOINT).is_file():
@@ -75,12 +73,12 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
             raise PolytaskError(f"{run} is not a run directory: {CONFIG} is missing")
         raise PolytaskError(f"{run} has no checkpoint: it stopped before the end of its first epoch "
                             "(or training.checkpoint_every steps); train it again")
-    config = validate_config(yaml.safe_load((run / CONFIG).read_text()), file=str(run / CONFIG))
+    config = validate_config(read_yaml(run / CONFIG, "run config"), file=str(run / CONFIG))
     if device is not None:
         config.training.device = check_device_name(device, field="--device")
     experiment = build_experiment(config)
     for name, rebuilt in setup_files(experiment).items():
-        if json.loads((run / name).read_text()) != json.loads(json.dumps(rebuilt)):  # as written to the file
+        if read_json(run / name) != json.loads(json.dumps(rebuilt)):  # as written to the file
             raise PolytaskError(f"cannot resume {run}: its config now gives a different {name} (the data changed "
                                 "since the run started, or the run was not made by polytask train)")
     parallel = init_process_group(config.training.device)

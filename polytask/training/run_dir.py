@@ -6,9 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from polytask.config import validate_config
+from polytask.config import read_yaml, validate_config
 from polytask.errors import PolytaskError
 from polytask.training.setup import Experiment, build_model, build_tasks
 
@@ -50,13 +48,22 @@ class RunDirectory:
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous() for k, v in experiment.model.state_dict().items()}
-        save_file(state, str(self.path / name))
+        _write_atomically(self.path / name, lambda partial: save_file(state, str(partial)))
 
     def load_weights(self, model: torch.nn.Module, name: str = MODEL) -> None:
         """Load the weights ``save_model`` wrote into ``model``."""
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(self.path / name)))
+        file = self.path / name
+        try:
+            state = load_file(str(file))
+        except Exception as error:  # truncated, foreign or empty: safetensors raises its own errors
+            raise PolytaskError(f"{file}: unreadable weights ({_first_line(error)})") from None
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise PolytaskError(f"{file}: the weights do not fit the model that the run's config, vocab.json and "
+                                f"labels.json describe ({_first_line(error)})") from None
 
     def log(self, record: dict[str, Any]) -> None:
         with (self.path / METRICS).open("a") as stream:
@@ -67,20 +74,23 @@ class RunDirectory:
 
     def save_checkpoint(self, state: dict[str, Any]) -> None:
         """``state`` plus the length of metrics.jsonl so far, replacing the previous checkpoint atomically."""
-        import os
 
         import torch
 
         state = {**state, "metrics_bytes": (self.path / METRICS).stat().st_size}
-        partial = self.path / (CHECKPOINT + ".partial")
-        torch.save(state, partial)
-        os.replace(partial, self.path / CHECKPOINT)  # a crash mid-write leaves the previous checkpoint whole
+        _write_atomically(self.path / CHECKPOINT, lambda partial: torch.save(state, partial))
 
     def load_checkpoint(self) -> dict[str, Any]:
         """The last checkpoint, with metrics.jsonl cut back to what had been written when it was saved."""
         from polytask.training.device import load_tensors
 
-        state = load_tensors(self.path / CHECKPOINT)  # on CPU whatever device wrote it; tensors and plain values
+        file = self.path / CHECKPOINT
+        try:
+            state = load_tensors(file)  # on CPU whatever device wrote it; tensors and plain values
+        except Exception as error:  # truncated or not a checkpoint
+            raise PolytaskError(f"{file}: unreadable checkpoint ({_first_line(error)}); train the run again") from None
+        if not isinstance(state, dict) or "metrics_bytes" not in state:
+            raise PolytaskError(f"{file}: not a polytask checkpoint")
         with (self.path / METRICS).open("r+b") as stream:
             stream.truncate(state["metrics_bytes"])
         return state
@@ -98,7 +108,36 @@ def setup_files(experiment: Experiment) -> dict[str, Any]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    _write_atomically(path, lambda partial: partial.write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def read_json(path: Path) -> Any:
+    """A run file's JSON; a missing, truncated or non-UTF-8 file is a one-line error naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolytaskError(f"{path} is missing") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PolytaskError(f"{path}: not valid JSON ({_first_line(error)})") from None
+
+
+def _write_atomically(path: Path, write: Any) -> None:
+    """``write(partial)`` then rename over ``path``: a failed write (a full disk) leaves the previous file whole."""
+    import os
+
+    partial = path.with_name(path.name + ".partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        raise PolytaskError(f"could not write {path} ({error.strerror or error}); the previous version, if any, "
+                            "is intact") from None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) -> Experiment:
@@ -110,13 +149,19 @@ def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) 
     for name in (CONFIG, LABELS, VOCAB, weights):
         if not (path / name).is_file():
             raise PolytaskError(f"{path} is not a complete run directory: {name} is missing")
-    config = validate_config(yaml.safe_load((path / CONFIG).read_text()), file=str(path / CONFIG), check_files=False)
+    config = validate_config(read_yaml(path / CONFIG, "run config"), file=str(path / CONFIG), check_files=False)
     tasks = build_tasks(config)
-    labels = json.loads((path / LABELS).read_text())
+    labels = read_json(path / LABELS)
     for name, task in tasks.items():
-        task.labels_from_json(labels[name]["labels"])
+        try:
+            task.labels_from_json(labels[name]["labels"])
+        except (KeyError, TypeError, ValueError):
+            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r}") from None
     encoder = build_encoder(config.encoder)
-    encoder.featurizer.load_json(json.loads((path / VOCAB).read_text()))
+    try:
+        encoder.featurizer.load_json(read_json(path / VOCAB))
+    except (KeyError, TypeError, ValueError):
+        raise PolytaskError(f"{path / VOCAB}: not the vocabularies of a {config.encoder.type} encoder") from None
     encoder.build()
     model = build_model(config, encoder, tasks)
     RunDirectory.existing(path).load_weights(model, weights)

@@ -56,6 +56,10 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class TrainingDiverged(PolytaskError):
+    """Too many steps in a row with a non-finite loss or gradients (``training.max_bad_steps``)."""
+
+
 class Trainer:
     """Trains an experiment's model, writing metrics and the best weights to the run directory."""
 
@@ -101,7 +105,8 @@ class Trainer:
         self.stale, self.stopped = 0, False  # epochs without improvement; early stopping reached
         self.elapsed = 0.0  # training seconds before this process (a resumed run)
         self.running: dict[str, float] = {}  # smoothed losses for the progress bar
-        self.skipped = 0  # steps not applied: inf/NaN gradients (an fp16 overflow)
+        self.skipped = 0  # steps not applied: inf/NaN losses or gradients (an fp16 overflow, a diverging run)
+        self.bad_in_a_row = 0  # consecutive skipped steps, against training.max_bad_steps
 
     # ------------------------------------------------------------------------------
     def losses(self, batch: Batch, tasks: list[str], logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -174,15 +179,35 @@ class Trainer:
         applied = self.precision.step(self.optimizer, self.model.parameters(), self.config.training.clip_norm)
         self.scheduler.step()
         detached = {t: loss.detach() for t, loss in losses.items()}
-        self.balancer.after_optimizer_step(detached, context)
+        if applied:  # a skipped step changed no weight: the method has nothing to follow up
+            self.balancer.after_optimizer_step(detached, context)
         self.step += 1
         record = {"losses": {t: float(v) for t, v in detached.items()}, **stats}
-        if not applied:
-            self.skipped += 1
-            record["skipped"] = True
+        if applied:
+            self.bad_in_a_row = 0
+        else:
+            self._skip(record)
         for callback in self.callbacks:
             callback.after_step(self, step.micro[0], record)
         return record
+
+    def _skip(self, record: dict[str, Any]) -> None:
+        """Count a step whose loss or gradients were not finite; too many in a row end the run with a one-line error."""
+        self.skipped += 1
+        self.bad_in_a_row += 1
+        record["skipped"] = True
+        bad = sorted(t for t, v in record["losses"].items() if not math.isfinite(v))
+        if self.skipped == 1 and self.parallel.main:
+            cause = f"non-finite loss of {', '.join(bad)}" if bad else "non-finite gradients"
+            self.console.print(f"step {self.step}: skipped ({cause}); skipped steps are counted in the summary",
+                               highlight=False)
+        limit = self.config.training.max_bad_steps
+        if limit is not None and self.bad_in_a_row >= limit:
+            where = f"{self.run_dir.path}" if self.run_dir is not None else "the run"
+            raise TrainingDiverged(
+                f"training stopped at step {self.step}: {self.bad_in_a_row} steps in a row had a non-finite loss or "
+                f"gradients (training.max_bad_steps={limit}; lower training.lr or use precision bf16/fp32); "
+                f"{where} keeps the best weights so far and the last good checkpoint")
 
     def evaluate(self, split: str) -> dict[str, dict[str, float]]:
         """Metrics on ``split``; with several ranks each predicts its shard and every rank scores the whole."""
@@ -220,9 +245,11 @@ class Trainer:
                     batch = self.build_step()
                     record = self.train_step(batch)
                     for task, value in record["losses"].items():
+                        if not math.isfinite(value):  # a skipped step's loss would stick in the average
+                            continue
                         previous = self.running.get(task)
                         self.running[task] = value if previous is None else 0.95 * previous + 0.05 * value
-                    if self.writer and (self.step % training.log_every == 0 or self.step == 1):
+                    if self.writer and (self.step % training.log_every == 0 or self.step == 1 or record.get("skipped")):
                         self.writer.log({"kind": "step", "step": self.step, "epoch": epoch,
                                           "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present,
                                           "seen": dict(self.steps.seen), **record})
@@ -290,7 +317,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "balancer": self.balancer.state_dict(),
             "steps": self.steps.state_dict(),
-            "precision": self.precision.state_dict(), "skipped": self.skipped,
+            "precision": self.precision.state_dict(), "skipped": self.skipped, "bad_in_a_row": self.bad_in_a_row,
             "rng": {"python": random.getstate(), "numpy": _numpy_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         }
@@ -309,6 +336,7 @@ class Trainer:
         self.steps.load_state_dict(state["steps"])
         self.precision.load_state_dict(state.get("precision", {}))
         self.skipped = int(state.get("skipped", 0))
+        self.bad_in_a_row = int(state.get("bad_in_a_row", 0))
         rng = state["rng"]
         random.setstate(rng["python"])
         name, keys, position, has_gauss, gauss = rng["numpy"]

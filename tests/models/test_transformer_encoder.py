@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from polytask.config import EncoderConfig, validate_config
+from polytask.data.windows import plan_windows
 from polytask.errors import ConfigError, MissingDependencyError
 from polytask.models.encoders import build_encoder
 from polytask.models.encoders.pretrained import resolve_model
 from polytask.models.encoders.transformer import TransformerEncoder
-from polytask.models.encoders.windows import plan_windows
 from tests.conftest import tiny_config_dict
 from tests.models.tiny_transformer import make_tiny_bert, minilm
 

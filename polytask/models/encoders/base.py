@@ -58,6 +58,10 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def forward(self, **inputs: Tensor) -> EncoderOutput: ...
 
+    def export_module(self) -> nn.Module:
+        """A module computing this encoder's ``forward`` that ``torch.export`` can trace (for ONNX); default: itself."""
+        return self
+
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """The encoder's parameters in depth order: group 0 the input embeddings, the last group the top.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -41,3 +42,43 @@ class BiLSTMEncoder(WordLevelEncoder):
             states = self.dropout(output)
             layers.append(states)
         return EncoderOutput(layers=layers, mask=mask)
+
+    def export_module(self) -> nn.Module:
+        """The same encoder without packed sequences (which ``torch.export`` cannot trace), in eval mode."""
+        return PaddedBiLSTMEncoder(self).eval()
+
+
+class PaddedBiLSTMEncoder(nn.Module):
+    """``BiLSTMEncoder.forward`` on padded tensors: each direction a one-way LSTM, the backward one run on
+    every sentence reversed within its own length, so padding never enters a state (as with packing)."""
+
+    def __init__(self, encoder: BiLSTMEncoder):
+        super().__init__()
+        self.embed = encoder.embed
+        self.directions = nn.ModuleList(nn.ModuleList([_one_direction(lstm, ""), _one_direction(lstm, "_reverse")])
+                                        for lstm in encoder.lstms)
+
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
+        states = self.embed(word_ids, char_ids)
+        layers = [states]
+        lengths = mask.sum(dim=1, keepdim=True)
+        positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
+        reversed_index = torch.where(positions < lengths, lengths - 1 - positions, positions)  # its own inverse
+        keep = mask.unsqueeze(-1).to(states.dtype)
+        for forward_lstm, backward_lstm in self.directions:
+            ahead, _ = forward_lstm(states)
+            flipped = states.gather(1, reversed_index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+            behind, _ = backward_lstm(flipped)
+            behind = behind.gather(1, reversed_index.unsqueeze(-1).expand(-1, -1, behind.shape[-1]))
+            states = torch.cat([ahead, behind], dim=-1) * keep  # padding is 0, as pad_packed_sequence leaves it
+            layers.append(states)
+        return EncoderOutput(layers=layers, mask=mask)
+
+
+def _one_direction(lstm: nn.LSTM, suffix: str) -> nn.LSTM:
+    """A one-way, one-layer LSTM with the weights of ``lstm``'s forward (``""``) or backward (``"_reverse"``) direction."""
+    one = nn.LSTM(lstm.input_size, lstm.hidden_size, batch_first=True)
+    with torch.no_grad():
+        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+            getattr(one, f"{name}_l0").copy_(getattr(lstm, f"{name}_l0{suffix}"))
+    return one

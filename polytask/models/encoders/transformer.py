@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
+from polytask.data.windows import plan_windows
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.pretrained import (
@@ -31,9 +32,9 @@ from polytask.models.encoders.subwords import (
     placeholder_piece,
     split_into_pieces,
 )
-from polytask.models.encoders.windows import plan_windows
 
 SHARED_ADAPTER = "shared"
+EXPORT_TOKENIZER = "tokenizer.json"
 DEFAULT_CHUNK_ROWS = 16
 """Windows per transformer call when ``encoder.chunk_rows`` is not set."""
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
@@ -120,6 +121,22 @@ class TransformerFeaturizer(Featurizer):
             base += len(plan.windows)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
                 "word_start": word_start, "word_end": word_end, "mask": mask}
+
+    def export_spec(self, directory: Any) -> dict[str, Any]:
+        """The fast tokenizer (``tokenizer.json`` in ``directory``) and the window settings, for the ONNX runtime."""
+        from pathlib import Path
+
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise PolytaskError(f"ONNX export needs a fast tokenizer; {self.model!r} has none")
+        backend.save(str(Path(directory) / EXPORT_TOKENIZER))
+        return {"kind": "subwords", "tokenizer": EXPORT_TOKENIZER, "prefix": self.prefix, "suffix": self.suffix,
+                "pad": self.pad, "placeholder": self.placeholder, "capacity": self.capacity, "stride": self.stride}
+
+    def export_axes(self, sample: dict[str, Tensor]) -> dict[str, dict[int, str]]:
+        words = {0: "batch", 1: "words"}
+        return {"input_ids": {0: "windows", 1: "length"}, "attention_mask": {0: "windows", 1: "length"},
+                "piece_index": {0: "batch", 1: "pieces"}, "word_start": words, "word_end": words, "mask": words}
 
     def to_json(self) -> dict[str, Any]:
         """The model reference and window settings; the tokenizer itself is read from the model."""
@@ -214,6 +231,12 @@ class TransformerEncoder(Encoder):
                 groups[-1].append(p)
         return groups
 
+    def export_module(self) -> nn.Module:
+        """One traceable call over all windows; LoRA adapters are not exported yet (a one-line error)."""
+        if self.adapters is not None:
+            raise PolytaskError("ONNX export of an encoder with LoRA adapters is not supported yet")
+        return TransformerExport(self).eval()
+
     def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor) -> tuple[Tensor, Tensor]:
         """Every layer's states of the windows, [layers, windows, length, dim], and ``piece_index`` into them.
 
@@ -250,6 +273,23 @@ class TransformerEncoder(Encoder):
             activate(self.model, task)
         hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index)
         pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
+        words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
+        return EncoderOutput(layers=list(words.unbind(0)), mask=mask)
+
+
+class TransformerExport(nn.Module):
+    """``TransformerEncoder.forward`` for ``torch.export``: every window in one call (no chunking by length,
+    which the attention mask makes equal), then the same piece gathering and pooling."""
+
+    def __init__(self, encoder: TransformerEncoder):
+        super().__init__()
+        self.model, self.pool = encoder.model, encoder.pool
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
+                word_end: Tensor, mask: Tensor) -> EncoderOutput:
+        hidden = torch.stack(self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                        output_hidden_states=True).hidden_states)
+        pieces = hidden.flatten(1, 2)[:, piece_index]
         words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
         return EncoderOutput(layers=list(words.unbind(0)), mask=mask)
 

@@ -57,6 +57,9 @@ class WordFeaturizer(Featurizer):
         return {"min_count": self.min_count, "lowercase": self.lowercase, "chars": self.use_chars,
                 "words": self.words.to_json(), "char_vocab": self.chars.to_json()}
 
+    def export_spec(self, directory: Any) -> dict[str, Any]:
+        return {"kind": "words", **self.to_json(), "max_word_chars": MAX_WORD_CHARS}
+
     def load_json(self, data: dict[str, Any]) -> None:
         self.min_count, self.lowercase, self.use_chars = data["min_count"], data["lowercase"], data["chars"]
         self.words = Vocabulary.from_json(data["words"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from polytask.models.encoders.windows import plan_windows
+from polytask.data.windows import plan_windows
 
 
 def test_input_that_fits_is_one_window() -> None:

@@ -1,0 +1,246 @@
+"""Predicting from an export directory with onnxruntime and numpy only: no torch, no training code.
+
+Why: a deployed multi-task model should need neither PyTorch nor polytask's training stack.
+``OnnxPredictor`` featurizes inputs as the trained featurizer did (``FEATURIZERS``, keyed by
+the manifest's ``featurizer.kind``), runs the graph once per batch for every task, and decodes
+each task's logits as its task type does (``DECODERS``, keyed by task type), so its records
+equal ``Predictor``'s: the same labels and spans, probabilities within float rounding.
+This module must not import torch (a test runs it where importing torch fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from polytask.data.example import Example
+from polytask.data.vocab import normalise_word
+from polytask.dependencies import require
+from polytask.export.manifest import MODEL_FILE, read_manifest
+
+
+class WordFeatures:
+    """Word and character ids from the exported vocabularies (``WordFeaturizer`` without torch)."""
+
+    def __init__(self, spec: dict[str, Any]):
+        self.lowercase, self.use_chars = bool(spec["lowercase"]), bool(spec["chars"])
+        self.words = {word: i for i, word in enumerate(spec["words"])}
+        self.chars = {char: i for i, char in enumerate(spec["char_vocab"])}
+        self.max_word_chars = int(spec["max_word_chars"])
+
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
+        import numpy as np
+
+        batch, length = len(sentences), max((len(s) for s in sentences), default=0)
+        word_ids = np.zeros((batch, max(length, 1)), dtype=np.int64)
+        mask = np.zeros((batch, max(length, 1)), dtype=bool)
+        for i, sentence in enumerate(sentences):
+            word_ids[i, : len(sentence)] = [self.words.get(normalise_word(w, self.lowercase), 1) for w in sentence]
+            mask[i, : len(sentence)] = True
+        inputs = {"word_ids": word_ids, "mask": mask}
+        if self.use_chars:
+            width = max((min(len(w), self.max_word_chars) for s in sentences for w in s), default=1)
+            char_ids = np.zeros((batch, max(length, 1), max(width, 1)), dtype=np.int64)
+            for i, sentence in enumerate(sentences):
+                for j, word in enumerate(sentence):
+                    ids = [self.chars.get(c, 1) for c in word[: self.max_word_chars]]
+                    char_ids[i, j, : len(ids)] = ids
+            inputs["char_ids"] = char_ids
+        return inputs
+
+
+class SubwordFeatures:
+    """Sub-word windows and word spans from the exported fast tokenizer (``TransformerFeaturizer`` without torch)."""
+
+    def __init__(self, spec: dict[str, Any], directory: Path):
+        from polytask.errors import PolytaskError
+
+        tokenizers = require("tokenizers", "predicting from an ONNX export of a transformer", "onnx")
+        file = directory / spec["tokenizer"]
+        try:
+            self.tokenizer = tokenizers.Tokenizer.from_file(str(file))
+        except Exception as error:  # missing, truncated or not a tokenizer
+            raise PolytaskError(f"{file}: not a readable tokenizer ({str(error).splitlines()[0]})") from None
+        self.tokenizer.no_truncation()  # the windows cut long inputs, as in training
+        self.tokenizer.no_padding()
+        self.prefix, self.suffix = list(spec["prefix"]), list(spec["suffix"])
+        self.pad, self.placeholder = int(spec["pad"]), int(spec["placeholder"])
+        self.capacity, self.stride = int(spec["capacity"]), int(spec["stride"])
+
+    def pieces(self, sentence: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
+        """The sentence's pieces (no special tokens) and each word's span; a word with none gets the placeholder."""
+        encoding = self.tokenizer.encode(list(sentence), is_pretokenized=True, add_special_tokens=False)
+        per_word: list[list[int]] = [[] for _ in sentence]
+        for piece, word in zip(encoding.ids, encoding.word_ids):
+            if word is not None:
+                per_word[word].append(piece)
+        ids: list[int] = []
+        starts, ends = [], []
+        for pieces in per_word:
+            starts.append(len(ids))
+            ids.extend(pieces or [self.placeholder])
+            ends.append(len(ids))
+        return ids, starts, ends
+
+    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
+        import numpy as np
+
+        from polytask.data.windows import plan_windows
+
+        pieces = [self.pieces(s) for s in sentences]
+        plans = [plan_windows(len(ids), self.capacity, self.stride) for ids, _, _ in pieces]
+        rows = [self.prefix + ids[s:e] + self.suffix for (ids, _, _), plan in zip(pieces, plans) for s, e in plan.windows]
+        width = max(len(r) for r in rows)
+        input_ids = np.full((len(rows), width), self.pad, dtype=np.int64)
+        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = row
+            attention_mask[i, : len(row)] = 1
+        batch = len(sentences)
+        n_pieces = max((len(ids) for ids, _, _ in pieces), default=0)
+        n_words = max((len(s) for s in sentences), default=0)
+        piece_index = np.zeros((batch, max(n_pieces, 1)), dtype=np.int64)
+        word_start = np.zeros((batch, max(n_words, 1)), dtype=np.int64)
+        word_end = np.ones((batch, max(n_words, 1)), dtype=np.int64)
+        mask = np.zeros((batch, max(n_words, 1)), dtype=bool)
+        base = 0
+        for i, ((ids, starts, ends), plan) in enumerate(zip(pieces, plans)):
+            piece_index[i, : len(ids)] = [(base + w) * width + len(self.prefix) + piece - plan.windows[w][0]
+                                          for piece, w in enumerate(plan.source)]
+            word_start[i, : len(starts)] = starts
+            word_end[i, : len(ends)] = ends
+            mask[i, : len(starts)] = True
+            base += len(plan.windows)
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
+                "word_start": word_start, "word_end": word_end, "mask": mask}
+
+
+FEATURIZERS: dict[str, Callable[[dict[str, Any], Path], Callable[[Sequence[Sequence[str]]], dict[str, Any]]]] = {
+    "words": lambda spec, directory: WordFeatures(spec),
+    "subwords": SubwordFeatures,
+}
+"""Featurizer kind (``Featurizer.export_spec``) -> the torch-free featurizer built from its spec and files."""
+
+
+def _softmax(logits: Any) -> Any:
+    import numpy as np
+
+    values = logits.astype(np.float32)
+    values = np.exp(values - values.max(axis=-1, keepdims=True))
+    return values / values.sum(axis=-1, keepdims=True)
+
+
+def _sigmoid(logits: Any) -> Any:
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
+
+
+def decode_tokens(spec: dict[str, Any], logits: Any, lengths: Sequence[int]) -> list[tuple[Any, Any]]:
+    names = spec["labels"]
+    return [([names[i] for i in row[:n]], None) for row, n in zip(logits.argmax(axis=-1).tolist(), lengths)]
+
+
+def decode_classes(spec: dict[str, Any], logits: Any, lengths: Sequence[int]) -> list[tuple[Any, Any]]:
+    names = spec["labels"]
+    probabilities = _softmax(logits).tolist()
+    return [(names[i], dict(zip(names, row))) for i, row in zip(logits.argmax(axis=-1).tolist(), probabilities)]
+
+
+def decode_value(spec: dict[str, Any], logits: Any, lengths: Sequence[int]) -> list[tuple[Any, Any]]:
+    mean, std = float(spec["mean"]), float(spec["std"])
+    return [(v * std + mean, None) for v in logits.reshape(-1).astype("float32").tolist()]
+
+
+def decode_label_set(spec: dict[str, Any], logits: Any, lengths: Sequence[int]) -> list[tuple[Any, Any]]:
+    names, threshold = spec["labels"], float(spec.get("threshold", 0.5))
+    probabilities = _sigmoid(logits)
+    return [([n for n, p in zip(names, row) if p >= threshold], dict(zip(names, row)))
+            for row in probabilities.tolist()]
+
+
+DECODERS: dict[str, Callable[[dict[str, Any], Any, Sequence[int]], list[tuple[Any, Any]]]] = {
+    "token_classification": decode_tokens,
+    "sequence_classification": decode_classes,
+    "regression": decode_value,
+    "multilabel": decode_label_set,
+}
+"""Task type -> (label, scores) per example from that task's logits, as ``TaskType.decode``/``probabilities``."""
+
+
+class OnnxPredictor:
+    """``Predictor``'s interface over an export directory: ``predict(examples)`` -> one record per input."""
+
+    def __init__(self, path: str | Path, manifest: dict[str, Any], batch_size: int = 128, threads: int | None = None):
+        onnxruntime = require("onnxruntime", "predicting from an ONNX export", "onnx")
+        from polytask.errors import PolytaskError
+
+        self.path, self.manifest, self.batch_size = Path(path), manifest, batch_size
+        kind = manifest["featurizer"].get("kind")
+        if kind not in FEATURIZERS:
+            raise PolytaskError(f"{path}: featurizer kind {kind!r} is not known to this polytask")
+        unknown = sorted({t["type"] for t in manifest["tasks"].values()} - set(DECODERS))
+        if unknown:
+            raise PolytaskError(f"{path}: task type(s) {unknown} cannot be decoded by this polytask")
+        options = onnxruntime.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = onnxruntime.InferenceSession(str(self.path / MODEL_FILE), options,
+                                                        providers=["CPUExecutionProvider"])
+        except Exception as error:  # a truncated or foreign file
+            raise PolytaskError(f"{self.path / MODEL_FILE}: not a loadable ONNX model "
+                                f"({str(error).splitlines()[0]})") from None
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.featurize = FEATURIZERS[kind](manifest["featurizer"], self.path)
+
+    @classmethod
+    def from_dir(cls, path: str | Path, threads: int | None = None) -> OnnxPredictor:
+        return cls(path, read_manifest(path), threads=threads)
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.manifest["tasks"])
+
+    def describe_tasks(self) -> dict[str, dict[str, Any]]:
+        """Per task: type, level and label space, as ``GET /tasks`` shows them."""
+        keep = ("labels", "mean", "std")
+        return {name: {"type": t["type"], "level": t["level"], **{k: t[k] for k in keep if k in t}}
+                for name, t in self.manifest["tasks"].items()}
+
+    def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
+        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities."""
+        from polytask.tasks.metrics.spans import extract_spans
+
+        tasks = self.manifest["tasks"]
+        outputs: dict[str, list[Any]] = {name: [None] * len(examples) for name in tasks}
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))  # as the torch predictor
+        for start in range(0, len(order), self.batch_size):
+            indices = order[start : start + self.batch_size]
+            features = self.featurize([examples[i].tokens for i in indices])
+            logits = self.session.run(self.manifest["outputs"], {name: features[name] for name in self.inputs})
+            lengths = [len(examples[i].tokens) for i in indices]
+            for name, values in zip(self.manifest["outputs"], logits):
+                for i, decoded in zip(indices, DECODERS[tasks[name]["type"]](tasks[name], values, lengths)):
+                    outputs[name][i] = decoded
+        records = []
+        for i, example in enumerate(examples):
+            record: dict[str, Any] = {"tokens": example.tokens, "tasks": {}}
+            if example.text is not None:
+                record["text"] = example.text
+            for name, spec in tasks.items():
+                label, scores = outputs[name][i]
+                if spec["level"] == "token":
+                    entry: dict[str, Any] = {"labels": label}
+                    if spec.get("scheme"):
+                        entry["spans"] = [{"type": kind, "start": s, "end": e, "text": " ".join(example.tokens[s:e])}
+                                          for kind, s, e in extract_spans(label, spec["scheme"])]
+                else:
+                    entry = {"label": label}
+                    if scores is not None:
+                        entry["probabilities"] = scores
+                record["tasks"][name] = entry
+            records.append(record)
+        return records
