@@ -69,19 +69,12 @@ class SubwordFeatures:
         self.capacity, self.stride = int(spec["capacity"]), int(spec["stride"])
 
     def pieces(self, sentence: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
-        """The sentence's pieces (no special tokens) and each word's span; a word with none gets the placeholder."""
+        """The sentence's pieces (no special tokens) and each word's span, as in training (``data.pieces``)."""
+        from polytask.data.pieces import group_pieces
+
         encoding = self.tokenizer.encode(list(sentence), is_pretokenized=True, add_special_tokens=False)
-        per_word: list[list[int]] = [[] for _ in sentence]
-        for piece, word in zip(encoding.ids, encoding.word_ids):
-            if word is not None:
-                per_word[word].append(piece)
-        ids: list[int] = []
-        starts, ends = [], []
-        for pieces in per_word:
-            starts.append(len(ids))
-            ids.extend(pieces or [self.placeholder])
-            ends.append(len(ids))
-        return ids, starts, ends
+        grouped = group_pieces(encoding.ids, encoding.word_ids, len(sentence), self.placeholder)
+        return grouped.ids, grouped.starts, grouped.ends
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
         import numpy as np
@@ -212,7 +205,7 @@ class OnnxPredictor:
 
     def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities."""
-        from polytask.tasks.metrics.spans import extract_spans
+        from polytask.serving.records import prediction_records
 
         tasks = self.manifest["tasks"]
         outputs: dict[str, list[Any]] = {name: [None] * len(examples) for name in tasks}
@@ -225,22 +218,4 @@ class OnnxPredictor:
             for name, values in zip(self.manifest["outputs"], logits):
                 for i, decoded in zip(indices, DECODERS[tasks[name]["type"]](tasks[name], values, lengths)):
                     outputs[name][i] = decoded
-        records = []
-        for i, example in enumerate(examples):
-            record: dict[str, Any] = {"tokens": example.tokens, "tasks": {}}
-            if example.text is not None:
-                record["text"] = example.text
-            for name, spec in tasks.items():
-                label, scores = outputs[name][i]
-                if spec["level"] == "token":
-                    entry: dict[str, Any] = {"labels": label}
-                    if spec.get("scheme"):
-                        entry["spans"] = [{"type": kind, "start": s, "end": e, "text": " ".join(example.tokens[s:e])}
-                                          for kind, s, e in extract_spans(label, spec["scheme"])]
-                else:
-                    entry = {"label": label}
-                    if scores is not None:
-                        entry["probabilities"] = scores
-                record["tasks"][name] = entry
-            records.append(record)
-        return records
+        return prediction_records(examples, tasks, outputs)

@@ -39,33 +39,13 @@ class Predictor:
         import torch
 
         from polytask.evaluation.scoring import predict
-        from polytask.tasks.metrics.spans import extract_spans
+        from polytask.serving.records import prediction_records
 
         tasks = self.experiment.tasks
         with torch.inference_mode():
             outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=True)
-        records = []
-        for i, example in enumerate(examples):
-            record: dict[str, Any] = {"tokens": example.tokens, "tasks": {}}
-            if example.text is not None:
-                record["text"] = example.text
-            for name, task in tasks.items():
-                label, scores = outputs[name][i]
-                if task.level == "token":
-                    entry: dict[str, Any] = {"labels": label}
-                    scheme = getattr(task, "scheme", None)
-                    if scheme:
-                        entry["spans"] = [
-                            {"type": kind, "start": start, "end": end, "text": " ".join(example.tokens[start:end])}
-                            for kind, start, end in extract_spans(label, scheme)
-                        ]
-                else:
-                    entry = {"label": label}
-                    if scores is not None:
-                        entry["probabilities"] = scores
-                record["tasks"][name] = entry
-            records.append(record)
-        return records
+        return prediction_records(examples, {name: {"level": task.level, "scheme": getattr(task, "scheme", None)}
+                                             for name, task in tasks.items()}, outputs)
 
 
 def _json_input(line: str, origin: str) -> Example:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from polytask.serving.predictor import Predictor
+from tests.serving.uvicorn_thread import serving
 from tests.test_cli import polytask as run_cli
 from tests.test_cli import trained_run  # noqa: F401 - the module-scoped fixture
 
@@ -31,19 +31,8 @@ def server(trained_run: Path):  # noqa: F811
 
     limits = ServingLimits(max_inputs=4, max_chars=60, max_words=12, max_body_bytes=2048, max_batch=8, max_wait_ms=50)
     app = create_app(BoomPredictor.from_run(trained_run), limits=limits, run=str(trained_run))
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not instance.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    port = instance.servers[0].sockets[0].getsockname()[1]
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+    with serving(app) as base, httpx.Client(base_url=base, timeout=30) as client:
         yield client
-    instance.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_health_and_tasks(server, trained_run: Path) -> None:  # noqa: F811
@@ -233,3 +222,56 @@ def test_sigterm_answers_the_requests_in_flight_then_exits(trained_run: Path) ->
     finally:
         if process.poll() is None:
             process.kill()
+
+
+# ---------------------------------------------------------------------------------- bad requests, a catalogue
+OK = {"inputs": [{"text": "fine"}]}
+CATALOGUE = [  # (method, path, raw body or JSON, extra headers, status, words the answer must contain)
+    ("POST", "/predict", b"{not json", {}, 422, "JSON decode error"),
+    ("POST", "/predict", b"\xff\xfe\x00garbage", {}, 422, ""),
+    ("POST", "/predict", b"null", {}, 422, "valid dictionary"),
+    ("POST", "/predict", [1, 2], {}, 422, "valid dictionary"),
+    ("POST", "/predict", {}, {}, 422, "Field required"),
+    ("POST", "/predict", {"inputs": "Prices rose."}, {}, 422, "valid list"),
+    ("POST", "/predict", {"inputs": [7]}, {}, 422, "inputs"),
+    ("POST", "/predict", {"inputs": [{"tokens": "Prices rose"}]}, {}, 422, "valid list"),
+    ("POST", "/predict", {"inputs": [{"tokens": ["a", 3]}]}, {}, 422, "valid string"),
+    ("POST", "/predict", {"inputs": [{"tokens": []}]}, {}, 422, "non-empty list"),
+    ("POST", "/predict", {"inputs": [{"tokens": ["a", ""]}]}, {}, 422, "non-empty strings"),
+    ("POST", "/predict", {"inputs": [{"text": ""}]}, {}, 422, "needs a non-empty"),
+    ("POST", "/predict", {"inputs": [{"text": " \t\n"}]}, {}, 422, "needs a non-empty"),
+    ("POST", "/predict", {"inputs": [{"text": 42}]}, {}, 422, "valid string"),
+    ("POST", "/predict", {"inputs": [{}]}, {}, 422, "needs a non-empty"),
+    ("POST", "/predict", {"inputs": [{"words": ["x"]}]}, {}, 422, "needs a non-empty"),
+    ("POST", "/predict", {**OK, "tasks": "pos"}, {}, 422, "valid list"),
+    ("POST", "/predict", {**OK, "tasks": ["pos", "ner"]}, {}, 422, "unknown task(s) ['ner']"),
+    ("POST", "/predict", {"inputs": [{"text": "x"}] * 5}, {}, 413, "at most 4 per request"),
+    ("POST", "/predict", {"inputs": [{"text": "y" * 61}]}, {}, 422, "inputs.0.text has 61 characters"),
+    ("POST", "/predict", {"inputs": [{"tokens": ["w"] * 13}]}, {}, 422, "inputs.0 has 13 words"),
+    ("POST", "/predict", {"inputs": [{"tokens": ["z" * 61]}]}, {}, 422, "longer than 60 characters"),
+    ("POST", "/predict", {"inputs": [{"text": "x" * 3000}]}, {}, 413, "at most 2048"),
+    ("POST", "/predict", {"inputs": [{"text": "fine"}], "tasks": [None]}, {}, 422, "valid string"),
+    ("GET", "/predict", None, {}, 405, "Method Not Allowed"),
+    ("POST", "/tasks", OK, {}, 405, "Method Not Allowed"),
+    ("PUT", "/predict", OK, {}, 405, "Method Not Allowed"),
+    ("GET", "/no-such-page", None, {}, 404, "Not Found"),
+    ("POST", "/predict", b'{"inputs": [{"text": "fine"}]}', {"content-type": "text/plain"}, 422, "valid dictionary"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "headers", "status", "words"), CATALOGUE,
+                         ids=[f"{i}-{c[0]}-{c[4]}" for i, c in enumerate(CATALOGUE)])
+def test_catalogue_of_bad_requests(server, method, path, body, headers, status, words) -> None:
+    import json
+
+    content = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    response = server.request(method, path, content=content, headers={"content-type": "application/json", **headers})
+    assert response.status_code == status, response.text
+    assert words in response.text
+    assert response.headers["content-type"].startswith("application/json")
+
+
+def test_the_catalogue_has_at_least_25_requests_and_the_server_survives_it(server) -> None:
+    assert len(CATALOGUE) >= 25
+    assert server.post("/predict", json=OK).status_code == 200
+    assert server.get("/ready").status_code == 200

@@ -14,20 +14,12 @@ state.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-
-@dataclass(frozen=True)
-class WordPieces:
-    """One sentence as pieces (no special tokens) and each word's piece span ``[starts[i], ends[i])``."""
-
-    ids: list[int]
-    starts: list[int]
-    ends: list[int]
+from polytask.data.pieces import WordPieces, group_pieces
 
 
 def placeholder_piece(tokenizer: Any) -> int:
@@ -44,20 +36,8 @@ def split_into_pieces(tokenizer: Any, sentences: Sequence[Sequence[str]], placeh
     # verbose=False: no "longer than the maximum" warning, the featurizer windows long inputs
     encoding = tokenizer([list(s) for s in sentences], is_split_into_words=True, add_special_tokens=False,
                          verbose=False)
-    result = []
-    for i, sentence in enumerate(sentences):
-        per_word: list[list[int]] = [[] for _ in sentence]
-        for piece, word in zip(encoding["input_ids"][i], encoding.word_ids(i)):
-            if word is not None:
-                per_word[word].append(piece)
-        ids: list[int] = []
-        starts, ends = [], []
-        for pieces in per_word:
-            starts.append(len(ids))
-            ids.extend(pieces or [placeholder])
-            ends.append(len(ids))
-        result.append(WordPieces(ids, starts, ends))
-    return result
+    return [group_pieces(encoding["input_ids"][i], encoding.word_ids(i), len(sentence), placeholder)
+            for i, sentence in enumerate(sentences)]
 
 
 def first_piece(pieces: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
