@@ -208,6 +208,10 @@ class HeadConfig(StrictModel):
     hidden: int = Field(0, ge=0, description="hidden size of an MLP before the output layer (0: linear)")
     pooling: Literal["max", "mean", "first", "attention"] = "max"
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
+    decoder: str = Field("softmax", description="token tasks: 'softmax' (per-token cross-entropy) or 'crf' "
+                                                "(a linear-chain CRF, Lample et al. 2016)")
+    constrained: bool | None = Field(None, description="token tasks with a scheme: decode only well-formed chunks "
+                                                       "(null: true for crf, false for softmax)")
 
 
 class EarlyStoppingConfig(StrictModel):
