@@ -117,12 +117,14 @@ class AdapterConfig(StrictModel):
     train_encoder: bool = Field(False, description="also train the pretrained weights (default: frozen, only adapters train)")
 
 
-_WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout")
+_WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout",
+                "case_features")
 
 ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
     "bilstm": (*_WORD_FIELDS, "hidden", "layers", "dropout"),
     "cnn": (*_WORD_FIELDS, "hidden", "layers", "kernel_size", "dropout"),
-    "transformer": ("model", "subword_pooling", "max_length", "window_stride", "adapters", "chunk_rows"),
+    "transformer": ("model", "subword_pooling", "max_length", "window_stride", "adapters", "chunk_rows",
+                    "case_features"),
 }
 """The ``encoder`` fields each encoder type reads; setting another is an error naming the field and the type.
 ``models.encoders.register_encoder`` adds a new type's fields (and its ``options`` model)."""
@@ -159,6 +161,8 @@ class EncoderConfig(StrictModel):
     kernel_size: int = Field(3, ge=1)
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.33, ge=0.0, lt=1.0)
+    case_features: bool = Field(False, description="join a learned embedding of each word's shape (all caps, "
+                                                   "initial cap, lower, mixed, digits, punctuation, other)")
 
     options: dict[str, Any] = Field(default_factory=dict, description="options of an encoder added with "
                                     "register_encoder(name, options=Model), checked against its model")

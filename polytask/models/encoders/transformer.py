@@ -21,6 +21,7 @@ from polytask.config import EncoderConfig
 from polytask.data.example import Example
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
+from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
 from polytask.models.encoders.pretrained import (
     load_model_config,
     load_pretrained,
@@ -52,10 +53,12 @@ class TransformerFeaturizer(Featurizer):
 
     Tensors: ``input_ids``/``attention_mask`` [windows, length]; ``piece_index`` [batch, pieces]
     (flat position in the windows where each piece is read); ``word_start``/``word_end``
-    [batch, words] (piece span); ``mask`` [batch, words].
+    [batch, words] (piece span); ``mask`` [batch, words]; with ``case_features``, ``shape_ids`` [batch, words].
     """
 
-    def __init__(self, model: str, max_length: int | None = None, window_stride: int | None = None):
+    def __init__(self, model: str, max_length: int | None = None, window_stride: int | None = None,
+                 case_features: bool = False):
+        self.case_features = case_features
         self.load_tokenizer(model)
         self.configure(max_length, window_stride)
 
@@ -118,8 +121,11 @@ class TransformerFeaturizer(Featurizer):
             word_end[i, : len(p.ends)] = torch.tensor(p.ends, dtype=torch.long)
             mask[i, : len(p.starts)] = True
             base += len(plan.windows)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
-                "word_start": word_start, "word_end": word_end, "mask": mask}
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
+                  "word_start": word_start, "word_end": word_end, "mask": mask}
+        if self.case_features:
+            inputs["shape_ids"] = shape_ids(sentences, mask.shape[1])
+        return inputs
 
     def to_json(self) -> dict[str, Any]:
         """The model reference and window settings; the tokenizer itself is read from the model."""
@@ -147,7 +153,8 @@ class TransformerEncoder(Encoder):
         if not config.model:
             raise ConfigError("encoder type 'transformer' needs 'model' (a folder, a hub id or minilm)", field="encoder.model")
         self.config = config
-        self.featurizer = TransformerFeaturizer(config.model, config.max_length, config.window_stride)
+        self.featurizer = TransformerFeaturizer(config.model, config.max_length, config.window_stride,
+                                                config.case_features)
         self.pool = SUBWORD_POOLING[config.subword_pooling]
         self.adapters = config.adapters
         self.task_conditioned = bool(self.adapters and self.adapters.per_task)
@@ -163,7 +170,9 @@ class TransformerEncoder(Encoder):
         self.model = model
         if self.adapters is not None and not self.task_conditioned:
             self._add_adapter(SHARED_ADAPTER)
-        self._dims = [int(model.config.hidden_size)] * (int(model.config.num_hidden_layers) + 1)
+        self.case = CaseEmbedding() if self.config.case_features else None  # joined to every layer's word states
+        width = int(model.config.hidden_size) + (self.case.output_dim if self.case is not None else 0)
+        self._dims = [width] * (int(model.config.num_hidden_layers) + 1)
 
     def _add_adapter(self, name: str) -> None:
         from polytask.models.encoders.adapters import add_lora
@@ -195,7 +204,7 @@ class TransformerEncoder(Encoder):
 
         Parameters frozen by design (the unused pooler; base weights under adapters without
         ``train_encoder``) belong to no group; anything outside the layers and embeddings (a
-        final norm) joins the top group.
+        final norm, the case-feature embedding) joins the top group.
         """
         groups: list[list[nn.Parameter]] = [[] for _ in self._dims]
         for name, p in self.model.named_parameters():
@@ -212,6 +221,8 @@ class TransformerEncoder(Encoder):
                 groups[0].append(p)
             else:
                 groups[-1].append(p)
+        if self.case is not None:
+            groups[-1].extend(self.case.parameters())
         return groups
 
     def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor) -> tuple[Tensor, Tensor]:
@@ -241,7 +252,7 @@ class TransformerEncoder(Encoder):
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
-                word_end: Tensor, mask: Tensor, task: str | None = None) -> EncoderOutput:
+                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None) -> EncoderOutput:
         if self.task_conditioned:
             from polytask.models.encoders.adapters import activate
 
@@ -251,7 +262,13 @@ class TransformerEncoder(Encoder):
         hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index)
         pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
         words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
-        return EncoderOutput(layers=list(words.unbind(0)), mask=mask)
+        layers = list(words.unbind(0))
+        if self.case is not None:
+            if shape_ids is None:
+                raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
+            case = self.case(shape_ids).to(words.dtype) * mask.unsqueeze(-1).to(words.dtype)
+            layers = [torch.cat([layer, case], dim=-1) for layer in layers]
+        return EncoderOutput(layers=layers, mask=mask)
 
 
 def _pad_length(hidden: Tensor, width: int) -> Tensor:
