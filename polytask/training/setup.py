@@ -51,4 +51,5 @@ def build_experiment(config: ExperimentConfig, corpus: MultiTaskCorpus | None = 
     for name, task in tasks.items():
         task.fit_labels(corpus.task_examples(name, "train"))
     encoder.build()
+    encoder.initialise_from_pretrained()
     return Experiment(config, tasks, build_model(config, encoder, tasks), corpus)

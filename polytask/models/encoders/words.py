@@ -118,4 +118,19 @@ class WordLevelEncoder(Encoder):
 
     def build_input(self) -> WordRepresentation:
         c = self.config
-        return WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        if c.word_vectors is not None and c.word_vectors.freeze:
+            embed.words.weight.requires_grad_(False)
+        return embed
+
+    def initialise_from_pretrained(self) -> None:
+        """``encoder.word_vectors``: the vocabulary's rows from the vector file (others keep their random init)."""
+        vectors = self.config.word_vectors
+        if vectors is None:
+            return
+        from polytask.data.word_vectors import read_word_vectors
+
+        table = self.embed.words.weight
+        read = read_word_vectors(vectors.path, vectors.format, self.featurizer.words.itos, table.shape[1])
+        with torch.no_grad():
+            table[read.found] = read.vectors[read.found].to(table.dtype)
