@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from polytask.balancing.registry import available_methods
 from polytask.config import validate_config
 from polytask.data.example import Example
 from polytask.serving.predictor import Predictor
@@ -27,7 +28,8 @@ def crf_config(**balancing) -> dict:
 
 
 @pytest.mark.parametrize("balancing", [{"method": "ew"}, {"method": "pcgrad", "mode": "exact"},
-                                       {"method": "pcgrad", "mode": "representation"}, {"method": "uw"}])
+                                       {"method": "pcgrad", "mode": "representation"}, {"method": "uw"},
+                                       {"method": "pcgrad", "mode": "subset", "shared_params": ["encoder.lstms.1"]}])
 def test_crf_heads_train_under_weightings_and_aggregators(balancing: dict) -> None:
     data = crf_config(**balancing)
     data["training"].update(max_steps=3, epochs=1, lr=0.05)
@@ -80,3 +82,15 @@ def test_a_decoder_on_a_sentence_task_or_constraints_without_a_scheme_are_config
     data["heads"] = {"pos": {"decoder": "hmm"}}
     with pytest.raises(ConfigError, match="unknown decoder"):
         build_experiment(validate_config(data))
+
+
+@pytest.mark.parametrize("method", sorted(available_methods()))
+def test_every_balancing_method_trains_the_crf_transitions(method: str) -> None:
+    data = crf_config(method=method)
+    data["training"].update(max_steps=2, epochs=1, lr=0.05)
+    trainer = Trainer(build_experiment(validate_config(data)), progress=False)
+    before = trainer.model.heads["chunk"].decoder.transitions.detach().clone()
+    for step in range(2):
+        record = trainer.train_step(trainer.steps.build(step, 2))
+        assert all(math.isfinite(v) for v in record["losses"].values()), method
+    assert not torch.equal(trainer.model.heads["chunk"].decoder.transitions, before), method
