@@ -68,14 +68,14 @@ def log_partition(emissions: Tensor, mask: Tensor, transitions: Tensor, start: T
 def path_score(emissions: Tensor, tags: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor) -> Tensor:
     """score(tags) per sentence ``[B]``; tags at masked positions are not read."""
     tags = tags.clamp(min=0)
-    previous = tags[:, 0]
-    score = start[previous] + emissions[:, 0].gather(1, previous[:, None]).squeeze(1)
-    for t in range(1, emissions.shape[1]):
-        current = tags[:, t]
-        step = transitions[previous, current] + emissions[:, t].gather(1, current[:, None]).squeeze(1)
-        score = score + torch.where(mask[:, t], step, torch.zeros_like(step))
-        previous = torch.where(mask[:, t], current, previous)
-    return score + end[previous]
+    width = tags.shape[1]
+    positions = torch.arange(width, device=tags.device).expand_as(tags)
+    last = torch.where(mask, positions, torch.zeros_like(positions)).cummax(dim=1).values  # latest real position ≤ t
+    previous = tags.gather(1, last[:, :-1])  # the tag before each position t ≥ 1 (skipping masked ones)
+    steps = transitions[previous, tags[:, 1:]] * mask[:, 1:]
+    emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2) * mask
+    first, final = tags[:, 0], tags.gather(1, last[:, -1:]).squeeze(1)
+    return start[first] + end[final] + emitted[:, 0] + (emitted[:, 1:] + steps).sum(dim=1)
 
 
 def viterbi(emissions: Tensor, mask: Tensor, transitions: Tensor, start: Tensor, end: Tensor) -> Tensor:

@@ -142,3 +142,17 @@ def test_crf_gold_tags_are_re_encoded_well_formed() -> None:
     task.configure_decoder("crf", None)
     targets, _ = task.encode_targets([["O", "I-A", "I-A"]], 3)
     assert [task.tags.names[i] for i in targets[0]] == ["O", "B-A", "I-A"]  # the chunk conlleval reads in O I-A I-A
+
+
+def test_a_masked_position_inside_a_sentence_is_skipped_as_if_removed() -> None:
+    emissions, transitions, start, end, _ = random_chain(7, batch=1, width=5)
+    mask = torch.tensor([[True, True, False, True, False]])
+    kept = emissions[:, [0, 1, 3]]
+    full = torch.ones(1, 3, dtype=torch.bool)
+    tags = torch.tensor([[2, 0, 1, 1, 0]])
+    assert torch.allclose(log_partition(emissions, mask, transitions, start, end),
+                          log_partition(kept, full, transitions, start, end))
+    assert torch.allclose(path_score(emissions, tags, mask, transitions, start, end),
+                          path_score(kept, tags[:, [0, 1, 3]], full, transitions, start, end))
+    assert viterbi(emissions, mask, transitions, start, end)[:, [0, 1, 3]].tolist() == \
+        viterbi(kept, full, transitions, start, end).tolist()
