@@ -137,7 +137,7 @@ def main() -> None:
     args = parser.parse_args()
     from polytask.data.example import Example
     from polytask.export.onnx_export import export_run
-    from polytask.export.runtime import OnnxPredictor
+    from polytask.serving.onnx_predictor import OnnxPredictor
     from polytask.serving.predictor import Predictor
 
     result: dict = {"clients": args.clients, "requests": args.requests, "rounds": args.rounds}

@@ -117,12 +117,23 @@ class AdapterConfig(StrictModel):
     train_encoder: bool = Field(False, description="also train the pretrained weights (default: frozen, only adapters train)")
 
 
-_WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout")
+class WordVectorsConfig(StrictModel):
+    """Pretrained word vectors for a from-scratch encoder's word embeddings (read once, when training starts)."""
+
+    path: str = Field(description="a GloVe, word2vec (text) or fastText .vec file, optionally .gz; ${VAR} expanded")
+    format: Literal["glove", "word2vec", "fasttext"] = Field(description="glove: no header; word2vec, fasttext: "
+                                                                         "a header line 'N D'")
+    freeze: bool = Field(False, description="keep the word embeddings fixed (OOV words keep their random vectors)")
+
+
+_WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout",
+                "case_features", "word_vectors")
 
 ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
     "bilstm": (*_WORD_FIELDS, "hidden", "layers", "dropout"),
     "cnn": (*_WORD_FIELDS, "hidden", "layers", "kernel_size", "dropout"),
-    "transformer": ("model", "subword_pooling", "max_length", "window_stride", "adapters", "chunk_rows"),
+    "transformer": ("model", "subword_pooling", "max_length", "window_stride", "adapters", "chunk_rows",
+                    "case_features"),
 }
 """The ``encoder`` fields each encoder type reads; setting another is an error naming the field and the type.
 ``models.encoders.register_encoder`` adds a new type's fields (and its ``options`` model)."""
@@ -159,6 +170,10 @@ class EncoderConfig(StrictModel):
     kernel_size: int = Field(3, ge=1)
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
     embedding_dropout: float = Field(0.33, ge=0.0, lt=1.0)
+    word_vectors: WordVectorsConfig | None = Field(None, description="bilstm, cnn: initialise the word embeddings "
+                                                                     "from a pretrained vector file")
+    case_features: bool = Field(False, description="join a learned embedding of each word's shape (all caps, "
+                                                   "initial cap, lower, mixed, digits, punctuation, other)")
 
     options: dict[str, Any] = Field(default_factory=dict, description="options of an encoder added with "
                                     "register_encoder(name, options=Model), checked against its model")
@@ -208,6 +223,10 @@ class HeadConfig(StrictModel):
     hidden: int = Field(0, ge=0, description="hidden size of an MLP before the output layer (0: linear)")
     pooling: Literal["max", "mean", "first", "attention"] = "max"
     dropout: float = Field(0.33, ge=0.0, lt=1.0)
+    decoder: str = Field("softmax", description="token tasks: 'softmax' (per-token cross-entropy) or 'crf' "
+                                                "(a linear-chain CRF, Lample et al. 2016)")
+    constrained: bool | None = Field(None, description="token tasks with a scheme: decode only well-formed chunks "
+                                                       "(null: true for crf, false for softmax)")
 
 
 class EarlyStoppingConfig(StrictModel):
@@ -431,6 +450,11 @@ def validate_config(data: Any, file: str | None = None, check_files: bool = True
             loc = (*loc, *first["ctx"]["field"].split("."))
         more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
         raise ConfigError(_message(first) + more, field=_field_path(loc) or None, file=file) from None
+    vectors = config.encoder.word_vectors
+    if vectors is not None:
+        vectors.path = expand_path(vectors.path, "encoder.word_vectors.path", file)
+        if check_files and not Path(vectors.path).is_file():
+            raise ConfigError(f"file not found: {vectors.path}", field="encoder.word_vectors.path", file=file)
     for name, task in config.tasks.items():
         for index, data in enumerate(task.sources()):
             prefix = f"tasks.{name}.data" + (f".{index}" if isinstance(task.data, list) else "")

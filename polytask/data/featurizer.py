@@ -35,7 +35,7 @@ class Featurizer(ABC):
     def load_json(self, data: dict[str, Any]) -> None: ...
 
     def export_spec(self, directory: Path) -> dict[str, Any]:
-        """What the torch-free ONNX runtime needs to featurize like this (``export.runtime.FEATURIZERS[kind]``).
+        """What the torch-free ONNX runtime needs to featurize like this (``serving.onnx_predictor.FEATURIZERS[kind]``).
 
         Files it needs (a tokenizer) are written into ``directory``; the returned JSON names them.
         """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -15,8 +15,13 @@ from polytask.tasks.base import TaskType
 
 @torch.no_grad()
 def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequence[Example],
-            batch_size: int = 128, probabilities: bool = False) -> dict[str, list[Any]]:
-    """Predictions of every task for every example, in input order (length-sorted batching)."""
+            batch_size: int = 128, probabilities: bool | Collection[str] = False) -> dict[str, list[Any]]:
+    """Predictions of every task for every example, in input order (length-sorted batching).
+
+    ``probabilities``: True (every task) or the tasks whose scores to return with each prediction,
+    as (prediction, scores) pairs; the others pair with None.
+    """
+    scored = set(tasks) if probabilities is True else set(probabilities or ())
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device  # the model's device: batches follow it
@@ -29,7 +34,7 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
         output = model(batch.inputs, tasks)
         for name, task in tasks.items():
             decoded = task.decode(output.logits[name], batch.lengths)
-            probs = task.probabilities(output.logits[name], batch.lengths) if probabilities else None
+            probs = task.probabilities(output.logits[name], batch.lengths) if name in scored else None
             for j, i in enumerate(indices):
                 results[name][i] = decoded[j]
                 if probs is not None:

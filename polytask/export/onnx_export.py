@@ -94,6 +94,9 @@ def task_spec(task: Any) -> dict[str, Any]:
         value = getattr(task, option, None)
         if value is not None:
             spec[option] = value
+    decoder = getattr(task, "decoder", None)  # token tasks: argmax, constrained Viterbi or a CRF's
+    if decoder is not None:
+        spec["decoder"] = decoder.export_spec()
     return spec
 
 

@@ -35,8 +35,13 @@ class MultiTaskModel(nn.Module):
     task-conditioned encoder (per-task adapters) encodes once per task; any other encodes once.
     """
 
-    def __init__(self, encoder: Encoder, head_specs: Mapping[str, tuple[str, int, HeadConfig]]):
-        """``head_specs[task] = (level, outputs, head_config)``; the encoder must be built."""
+    def __init__(self, encoder: Encoder, head_specs: Mapping[str, tuple[str, int, HeadConfig]],
+                 decoders: Mapping[str, nn.Module] | None = None):
+        """``head_specs[task] = (level, outputs, head_config)``; the encoder must be built.
+
+        ``decoders[task]``, the task's decoder (a CRF's transitions), becomes the head's ``decoder``
+        submodule: its parameters are the task's own, trained, saved and moved with the head.
+        """
         super().__init__()
         self.encoder = encoder
         dims = encoder.layer_dims
@@ -60,6 +65,8 @@ class MultiTaskModel(nn.Module):
             self.head_layers[task] = layer
             self.heads[task] = HEADS[level](dims[layer], outputs, hidden=config.hidden, dropout=config.dropout,
                                             pooling=config.pooling)
+        for task, decoder in (decoders or {}).items():
+            self.heads[task].decoder = decoder
 
     @property
     def tasks(self) -> list[str]:

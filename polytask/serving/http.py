@@ -26,7 +26,7 @@ from polytask.dependencies import require
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from polytask.export.runtime import OnnxPredictor
+    from polytask.serving.onnx_predictor import OnnxPredictor
     from polytask.serving.predictor import Predictor
 
 

@@ -12,7 +12,7 @@ def load_predictor(path: str | Path, device: str | None = None) -> Any:
 
     if is_export_dir(path):
         from polytask.errors import PolytaskError
-        from polytask.export.runtime import OnnxPredictor
+        from polytask.serving.onnx_predictor import OnnxPredictor
 
         if device not in (None, "cpu", "auto"):
             raise PolytaskError("an ONNX export runs on the CPU through onnxruntime; --device does not apply")

@@ -36,14 +36,12 @@ class Predictor:
 
     def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities."""
-        import torch
-
         from polytask.evaluation.scoring import predict
         from polytask.serving.records import prediction_records
 
         tasks = self.experiment.tasks
-        with torch.inference_mode():
-            outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=True)
+        scored = [name for name, task in tasks.items() if task.level != "token"]  # records hold no token scores
+        outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=scored)
         return prediction_records(examples, {name: {"level": task.level, "scheme": getattr(task, "scheme", None)}
                                              for name, task in tasks.items()}, outputs)
 

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from polytask.data.example import Example
 
@@ -75,6 +75,19 @@ class TaskType(ABC):
     @abstractmethod
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[Any]:
         """Python predictions, one per example."""
+
+    def configure_decoder(self, decoder: str, constrained: bool | None) -> nn.Module | None:
+        """Choose how outputs become a loss and predictions (``heads.NAME.decoder``); return the module the head owns.
+
+        Only token tasks have decoders; any other task accepts only the default ``softmax``.
+        """
+        if decoder != "softmax" or constrained:
+            from polytask.errors import ConfigError
+
+            what = f"decoder {decoder!r}" if decoder != "softmax" else "constrained decoding"
+            raise ConfigError(f"{what} applies to token tasks only; {self.name!r} is a {self.type_name} task",
+                              field=f"heads.{self.name}.decoder")
+        return None
 
     def unknown_labels(self, labels: Sequence[Any]) -> set[str]:
         """Label values in ``labels`` outside the fitted label space (empty for regression)."""

@@ -13,23 +13,30 @@ import torch
 from torch import Tensor
 
 from polytask.data.example import Example
-from polytask.errors import DataError
+from polytask.errors import ConfigError, DataError
 from polytask.tasks.base import Level, TaskType
+from polytask.tasks.crf import CRFDecoder
+from polytask.tasks.decoding import TagDecoder
 from polytask.tasks.metrics import canonical_scheme, span_prf, token_accuracy
 from polytask.tasks.metrics.spans import split_tag
 from polytask.tasks.sequence_classification import (
     IGNORE_INDEX,
     ClassIndex,
     fitted_labels,
-    masked_cross_entropy,
 )
+from polytask.tasks.softmax_decoder import SoftmaxDecoder
+from polytask.tasks.tag_constraints import scheme_constraints, well_formed
+
+DECODERS: dict[str, type[TagDecoder]] = {"softmax": SoftmaxDecoder, "crf": CRFDecoder}
+"""``heads.TASK.decoder`` names; ``constrained`` (default: true for crf, false for softmax) applies the scheme."""
 
 
 class TokenClassification(TaskType):
-    """A tag per token, trained with cross-entropy averaged over labelled tokens.
+    """A tag per token; loss and decoding by its decoder (default: softmax cross-entropy per labelled token).
 
     Option ``scheme``: None (plain tags, metric ``accuracy``) or ``iob1``, ``iob2``/``bio``,
     ``iobes``/``bioes`` (adds conlleval span ``precision``, ``recall``, ``f1``; primary ``f1``).
+    ``configure_decoder`` (``heads.NAME.decoder``) picks a CRF or constrained decoding.
     """
 
     type_name: ClassVar[str] = "token_classification"
@@ -44,6 +51,7 @@ class TokenClassification(TaskType):
             spans = {"precision": True, "recall": True, "f1": True}
             self.metric_directions = {"accuracy": True, **spans}  # type: ignore[misc]
         self._tags: ClassIndex | None = None
+        self._decoder: TagDecoder | None = None
 
     # --- label space -------------------------------------------------------------------
     @property
@@ -69,6 +77,27 @@ class TokenClassification(TaskType):
         """Tags outside the label space (e.g. seen only in dev), so the caller can name them."""
         return self.tags.unknown(tag for tags in labels if tags is not None for tag in tags)
 
+    # --- decoder -----------------------------------------------------------------------
+    @property
+    def decoder(self) -> TagDecoder:
+        """The decoder (an unconstrained softmax until ``configure_decoder`` chooses one)."""
+        if self._decoder is None:
+            self._decoder = SoftmaxDecoder(len(self.tags))
+        return self._decoder
+
+    def configure_decoder(self, decoder: str, constrained: bool | None) -> TagDecoder:
+        """Build the decoder over the fitted label space; the scheme's constraints apply when ``constrained``."""
+        field = f"heads.{self.name}.decoder"
+        if decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}", field=field)
+        constrained = decoder == "crf" and self.scheme is not None if constrained is None else constrained
+        if constrained and self.scheme is None:
+            raise ConfigError(f"constrained decoding needs the task's scheme: set tasks.{self.name}.scheme",
+                              field=f"heads.{self.name}.constrained")
+        constraints = scheme_constraints(self.tags.names, self.scheme) if constrained else None
+        self._decoder = DECODERS[decoder](len(self.tags), constraints)
+        return self._decoder
+
     # --- tensors -----------------------------------------------------------------------
     def parse_label(self, raw: Any, origin: str) -> list[str]:
         """A list of non-empty tag strings, each valid in the scheme when one is set."""
@@ -93,32 +122,36 @@ class TokenClassification(TaskType):
         """Tag ids [B, max_length] and the labelled mask [B].
 
         Padding, unlabelled sentences and tags outside the label space hold IGNORE_INDEX;
-        tags beyond ``max_length`` (truncated tokens) are dropped.
+        tags beyond ``max_length`` (truncated tokens) are dropped. With a constrained decoder, gold
+        tags are re-encoded in their well-formed form (the same conlleval chunks), so the gold path
+        never takes a transition the decoder disallows.
         """
         targets = torch.full((len(labels), max_length), IGNORE_INDEX, dtype=torch.long)
         for row, tags in enumerate(labels):
             if tags is not None:
+                if self.scheme is not None and self.decoder.constrained:
+                    fixed = well_formed(tags, self.scheme)
+                    tags = fixed if not self.tags.unknown(fixed) else tags
                 ids = [self.tags.id(tag) for tag in tags[:max_length]]
                 targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         labelled = torch.tensor([tags is not None for tags in labels], dtype=torch.bool)
         return targets, labelled
 
     def loss(self, logits: Tensor, targets: Tensor, labelled: Tensor) -> Tensor:
-        """Cross-entropy averaged over the batch's labelled tokens; logits [B, T, C]."""
+        """The decoder's loss per labelled token (softmax: cross-entropy; crf: sentence NLL); logits [B, T, C]."""
         targets = targets.to(logits.device).masked_fill(~labelled.to(logits.device)[:, None], IGNORE_INDEX)
-        return masked_cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        return self.decoder.loss(logits, targets)
 
     def loss_count(self, targets: Tensor, labelled: Tensor) -> Tensor:
         """Labelled tokens (``loss`` is their mean)."""
         return (targets.masked_fill(~labelled[:, None], IGNORE_INDEX) != IGNORE_INDEX).sum()
 
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[list[str]]:
-        ids = logits.argmax(dim=-1).tolist()
-        return [[self.tags.names[i] for i in row[:length]] for row, length in zip(ids, lengths)]
+        return [[self.tags.names[i] for i in row] for row in self.decoder.decode(logits, lengths)]
 
     def probabilities(self, logits: Tensor, lengths: Sequence[int]) -> list[list[dict[str, float]]]:
-        """Per token, the probability of every tag."""
-        probs = logits.float().softmax(dim=-1).tolist()
+        """Per token, the probability of every tag (a CRF's marginals)."""
+        probs = self.decoder.marginals(logits, lengths).tolist()
         return [[dict(zip(self.tags.names, token)) for token in row[:length]] for row, length in zip(probs, lengths)]
 
     # --- scores ------------------------------------------------------------------------

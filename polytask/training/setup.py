@@ -34,7 +34,9 @@ def build_tasks(config: ExperimentConfig) -> dict[str, TaskType]:
 
 def build_model(config: ExperimentConfig, encoder, tasks: dict[str, TaskType]) -> MultiTaskModel:
     specs = {name: (task.level, task.output_size, config.head(name)) for name, task in tasks.items()}
-    return MultiTaskModel(encoder, specs)
+    decoders = {name: task.configure_decoder(config.head(name).decoder, config.head(name).constrained)
+                for name, task in tasks.items()}
+    return MultiTaskModel(encoder, specs, {name: d for name, d in decoders.items() if d is not None})
 
 
 def build_experiment(config: ExperimentConfig, corpus: MultiTaskCorpus | None = None) -> Experiment:
@@ -49,4 +51,5 @@ def build_experiment(config: ExperimentConfig, corpus: MultiTaskCorpus | None = 
     for name, task in tasks.items():
         task.fit_labels(corpus.task_examples(name, "train"))
     encoder.build()
+    encoder.initialise_from_pretrained()
     return Experiment(config, tasks, build_model(config, encoder, tasks), corpus)

@@ -36,3 +36,14 @@ def test_balancing_overhead_writes_one_record_per_row(tmp_path: Path) -> None:
     assert ew["ratio_to_ew"] == 1.0
     # methods that cannot run in a mode are reported, not dropped
     assert any(r["method"] == "graddrop" and r["mode"] == "subset" and r["median_ms"] is None for r in records)
+
+
+def test_decoders_benchmark_writes_each_decoder_per_seed(tmp_path: Path) -> None:
+    conll = str(Path(__file__).resolve().parents[1] / "fixtures" / "conll2000_tiny.txt")
+    out = tmp_path / "decoders.json"
+    load("decoders").main(["--train", conll, "--test", conll, "--max-train", "20", "--epochs", "1", "--seeds", "1",
+                           "--dev", "0.5", "--out", str(out)])
+    records = json.loads(out.read_text())
+    assert [r["decoder"] for r in records] == ["softmax", "softmax+constrained", "crf"]
+    assert records[1]["ill_formed_test_sentences"] == records[2]["ill_formed_test_sentences"] == 0
+    assert all(0 <= r["test_f1"] <= 100 and r["seed"] == 1 for r in records)

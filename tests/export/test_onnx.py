@@ -45,16 +45,21 @@ BLOCK_TORCH = textwrap.dedent("""
 
 
 def five_task_config(encoder: str) -> dict:
-    """POS, chunking (iob2 spans), polarity, a multi-label and a regression task: every decoder."""
+    """POS, chunking (iob2 spans), polarity, a multi-label and a regression task: every decoder (and, per encoder,
+    a CRF, constrained decoding and word-shape features)."""
     data = tiny_config_dict()
     jsonl = str(FIXTURES / "tiny.jsonl")
     source = {"format": "jsonl", "train": jsonl, "dev": jsonl, "test": jsonl}
     data["tasks"]["tags"] = {"type": "multilabel", "data": {**source, "column": "tags"}}
     data["tasks"]["score"] = {"type": "regression", "data": {**source, "column": "score"}}
-    if encoder == "cnn":
-        data["encoder"] = {"type": "cnn", "word_dim": 16, "char_dim": 8, "char_filters": 8, "hidden": 16, "layers": 2}
+    if encoder == "bilstm":  # a CRF on chunking: Viterbi under its learned, scheme-constrained transitions
+        data["heads"]["chunk"] = {"decoder": "crf"}
+    if encoder == "cnn":  # constrained softmax decoding, and word-shape features (another input tensor)
+        data["encoder"] = {"type": "cnn", "word_dim": 16, "char_dim": 8, "char_filters": 8, "hidden": 16, "layers": 2,
+                           "case_features": True}
+        data["heads"]["chunk"] = {"constrained": True}
     if encoder == "transformer":  # a tiny BERT with 16-piece windows: long inputs run in several windows
-        data["encoder"] = {"type": "transformer", "model": str(tiny_bert()), "max_length": 16}
+        data["encoder"] = {"type": "transformer", "model": str(tiny_bert()), "max_length": 16, "case_features": True}
         data["heads"] = {"pos": {"layer": "mix"}}
     data["training"]["epochs"] = 2
     return data
@@ -108,7 +113,7 @@ def test_logits_match_torch_within_1e_4(exported, tmp_path: Path) -> None:
         reference = experiment.model(featurizer(tokens), list(experiment.tasks)).logits
     script = textwrap.dedent(f"""
         import json, sys, numpy as np
-        from polytask.export.runtime import OnnxPredictor
+        from polytask.serving.onnx_predictor import OnnxPredictor
         predictor = OnnxPredictor.from_dir({str(export)!r})
         features = predictor.featurize(json.loads(sys.argv[1]))
         outputs = predictor.session.run(predictor.manifest["outputs"], {{n: features[n] for n in predictor.inputs}})
@@ -191,7 +196,7 @@ def test_polytask_serve_on_the_export_answers_without_torch(exported, tmp_path: 
 
 def test_export_refuses_to_overwrite_and_broken_exports_are_one_line_errors(exported, tmp_path: Path) -> None:
     from polytask.errors import PolytaskError
-    from polytask.export.runtime import OnnxPredictor
+    from polytask.serving.onnx_predictor import OnnxPredictor
 
     run, export = exported
     with pytest.raises(PolytaskError, match="not empty"):

@@ -245,3 +245,19 @@ def test_missing_peft_names_the_extra(monkeypatch, tiny_bert) -> None:
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(MissingDependencyError, match=r"'peft'.*polytask\[transformers\]"):
         encoder.build()
+
+
+def test_case_features_give_an_uncased_transformer_the_casing(tiny_bert) -> None:
+    from polytask.models.encoders.case_features import CASE_DIM
+
+    plain = built(tiny_bert)
+    torch.manual_seed(0)
+    cased = built(tiny_bert, case_features=True)
+    assert cased.layer_dims == [d + CASE_DIM for d in plain.layer_dims]
+    assert cased.layer_groups()[-1][-1] is cased.case.embedding.weight
+    with torch.no_grad():
+        upper = cased(**cased.featurizer([["Apple", "pie"]])).layers
+        lower = cased(**cased.featurizer([["apple", "pie"]])).layers
+        same = plain(**plain.featurizer([["Apple", "pie"]])).layers[-1], plain(**plain.featurizer([["apple", "pie"]])).layers[-1]
+    assert torch.equal(*same)  # MiniLM's tokenizer lower-cases
+    assert torch.equal(upper[-1][..., :-CASE_DIM], lower[-1][..., :-CASE_DIM]) and not torch.equal(upper[-1], lower[-1])

@@ -166,3 +166,15 @@ def test_exact_mode_row_lookups_match_dense_tables_on_a_transformer(tiny_bert) -
     assert grads[True].keys() == grads[False].keys()
     for name, grad in grads[False].items():
         torch.testing.assert_close(grads[True][name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("mode", ["exact", "representation"])
+def test_crf_heads_train_on_per_task_adapters_in_every_engine_mode(tiny_bert, mode: str) -> None:
+    exp = experiment(tiny_bert, adapters={"r": 2, "per_task": True}, balancing={"method": "pcgrad", "mode": mode},
+                     heads={"chunk": {"decoder": "crf", "layer": "mix"}})
+    _, changed, encoder_calls = train_one_step(exp)
+    assert encoder_calls == 3  # per-task adapters: one pass per task
+    assert "heads.chunk.decoder.transitions" in changed
+    assert "heads.chunk.decoder.transitions" in exp.model.task_parameters("chunk")
+    predicted = predict(exp.model, exp.tasks, exp.corpus.examples("dev")[:4])["chunk"]
+    assert all(isinstance(tags, list) for tags in predicted)

@@ -50,6 +50,12 @@ class Encoder(nn.Module, ABC):
     def build(self) -> None:
         """Create parameters that depend on the fitted featurizer."""
 
+    def initialise_from_pretrained(self) -> None:
+        """Copy outside weights (pretrained word vectors) into the built parameters.
+
+        Called once when training starts, after ``build()``; never when a run's weights are loaded.
+        """
+
     @property
     @abstractmethod
     def layer_dims(self) -> list[int]:

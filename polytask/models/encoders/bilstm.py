@@ -31,8 +31,9 @@ class BiLSTMEncoder(WordLevelEncoder):
         """Word + character input (group 0), then each BiLSTM layer."""
         return [list(self.embed.parameters())] + [list(lstm.parameters()) for lstm in self.lstms]
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
-        states = self.embed(word_ids, char_ids)
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                shape_ids: Tensor | None = None) -> EncoderOutput:
+        states = self.embed(word_ids, char_ids, shape_ids)
         layers = [states]
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
         for lstm in self.lstms:
@@ -58,8 +59,9 @@ class PaddedBiLSTMEncoder(nn.Module):
         self.directions = nn.ModuleList(nn.ModuleList([_one_direction(lstm, ""), _one_direction(lstm, "_reverse")])
                                         for lstm in encoder.lstms)
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
-        states = self.embed(word_ids, char_ids)
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                shape_ids: Tensor | None = None) -> EncoderOutput:
+        states = self.embed(word_ids, char_ids, shape_ids)
         layers = [states]
         lengths = mask.sum(dim=1, keepdim=True)
         positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)

@@ -32,8 +32,9 @@ class CNNEncoder(WordLevelEncoder):
             list(conv.parameters()) for conv in self.convs
         ]
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
-        embedded = self.embed(word_ids, char_ids)
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                shape_ids: Tensor | None = None) -> EncoderOutput:
+        embedded = self.embed(word_ids, char_ids, shape_ids)
         layers = [embedded]
         keep = mask.unsqueeze(-1).to(embedded.dtype)
         states = self.project(embedded) * keep

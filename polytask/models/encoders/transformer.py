@@ -22,6 +22,7 @@ from polytask.data.example import Example
 from polytask.data.windows import plan_windows
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
+from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
 from polytask.models.encoders.pretrained import (
     load_model_config,
     load_pretrained,
@@ -53,10 +54,12 @@ class TransformerFeaturizer(Featurizer):
 
     Tensors: ``input_ids``/``attention_mask`` [windows, length]; ``piece_index`` [batch, pieces]
     (flat position in the windows where each piece is read); ``word_start``/``word_end``
-    [batch, words] (piece span); ``mask`` [batch, words].
+    [batch, words] (piece span); ``mask`` [batch, words]; with ``case_features``, ``shape_ids`` [batch, words].
     """
 
-    def __init__(self, model: str, max_length: int | None = None, window_stride: int | None = None):
+    def __init__(self, model: str, max_length: int | None = None, window_stride: int | None = None,
+                 case_features: bool = False):
+        self.case_features = case_features
         self.load_tokenizer(model)
         self.configure(max_length, window_stride)
 
@@ -119,8 +122,11 @@ class TransformerFeaturizer(Featurizer):
             word_end[i, : len(p.ends)] = torch.tensor(p.ends, dtype=torch.long)
             mask[i, : len(p.starts)] = True
             base += len(plan.windows)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
-                "word_start": word_start, "word_end": word_end, "mask": mask}
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
+                  "word_start": word_start, "word_end": word_end, "mask": mask}
+        if self.case_features:
+            inputs["shape_ids"] = shape_ids(sentences, mask.shape[1])
+        return inputs
 
     def export_spec(self, directory: Any) -> dict[str, Any]:
         """The fast tokenizer (``tokenizer.json`` in ``directory``) and the window settings, for the ONNX runtime."""
@@ -131,12 +137,14 @@ class TransformerFeaturizer(Featurizer):
             raise PolytaskError(f"ONNX export needs a fast tokenizer; {self.model!r} has none")
         backend.save(str(Path(directory) / EXPORT_TOKENIZER))
         return {"kind": "subwords", "tokenizer": EXPORT_TOKENIZER, "prefix": self.prefix, "suffix": self.suffix,
-                "pad": self.pad, "placeholder": self.placeholder, "capacity": self.capacity, "stride": self.stride}
+                "pad": self.pad, "placeholder": self.placeholder, "capacity": self.capacity, "stride": self.stride,
+                "case_features": self.case_features}
 
     def export_axes(self, sample: dict[str, Tensor]) -> dict[str, dict[int, str]]:
         words = {0: "batch", 1: "words"}
         return {"input_ids": {0: "windows", 1: "length"}, "attention_mask": {0: "windows", 1: "length"},
-                "piece_index": {0: "batch", 1: "pieces"}, "word_start": words, "word_end": words, "mask": words}
+                "piece_index": {0: "batch", 1: "pieces"}, "word_start": words, "word_end": words, "mask": words,
+                **({"shape_ids": words} if "shape_ids" in sample else {})}
 
     def to_json(self) -> dict[str, Any]:
         """The model reference and window settings; the tokenizer itself is read from the model."""
@@ -164,7 +172,8 @@ class TransformerEncoder(Encoder):
         if not config.model:
             raise ConfigError("encoder type 'transformer' needs 'model' (a folder, a hub id or minilm)", field="encoder.model")
         self.config = config
-        self.featurizer = TransformerFeaturizer(config.model, config.max_length, config.window_stride)
+        self.featurizer = TransformerFeaturizer(config.model, config.max_length, config.window_stride,
+                                                config.case_features)
         self.pool = SUBWORD_POOLING[config.subword_pooling]
         self.adapters = config.adapters
         self.task_conditioned = bool(self.adapters and self.adapters.per_task)
@@ -180,7 +189,9 @@ class TransformerEncoder(Encoder):
         self.model = model
         if self.adapters is not None and not self.task_conditioned:
             self._add_adapter(SHARED_ADAPTER)
-        self._dims = [int(model.config.hidden_size)] * (int(model.config.num_hidden_layers) + 1)
+        self.case = CaseEmbedding() if self.config.case_features else None  # joined to every layer's word states
+        width = int(model.config.hidden_size) + (self.case.output_dim if self.case is not None else 0)
+        self._dims = [width] * (int(model.config.num_hidden_layers) + 1)
 
     def _add_adapter(self, name: str) -> None:
         from polytask.models.encoders.adapters import add_lora
@@ -212,7 +223,7 @@ class TransformerEncoder(Encoder):
 
         Parameters frozen by design (the unused pooler; base weights under adapters without
         ``train_encoder``) belong to no group; anything outside the layers and embeddings (a
-        final norm) joins the top group.
+        final norm, the case-feature embedding) joins the top group.
         """
         groups: list[list[nn.Parameter]] = [[] for _ in self._dims]
         for name, p in self.model.named_parameters():
@@ -229,6 +240,8 @@ class TransformerEncoder(Encoder):
                 groups[0].append(p)
             else:
                 groups[-1].append(p)
+        if self.case is not None:
+            groups[-1].extend(self.case.parameters())
         return groups
 
     def export_module(self) -> nn.Module:
@@ -264,7 +277,7 @@ class TransformerEncoder(Encoder):
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
-                word_end: Tensor, mask: Tensor, task: str | None = None) -> EncoderOutput:
+                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None) -> EncoderOutput:
         if self.task_conditioned:
             from polytask.models.encoders.adapters import activate
 
@@ -272,9 +285,20 @@ class TransformerEncoder(Encoder):
                 raise ValueError("an encoder with per-task adapters needs forward(..., task=NAME)")
             activate(self.model, task)
         hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index)
+        return self.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
+
+    def words_from_windows(self, hidden: Tensor, piece_index: Tensor, word_start: Tensor, word_end: Tensor,
+                           mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
+        """Word states of every layer from the windows' states ``[layers, windows, length, dim]``."""
         pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
         words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
-        return EncoderOutput(layers=list(words.unbind(0)), mask=mask)
+        layers = list(words.unbind(0))
+        if self.case is not None:
+            if shape_ids is None:
+                raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
+            case = self.case(shape_ids).to(words.dtype) * mask.unsqueeze(-1).to(words.dtype)
+            layers = [torch.cat([layer, case], dim=-1) for layer in layers]
+        return EncoderOutput(layers=layers, mask=mask)
 
 
 class TransformerExport(nn.Module):
@@ -283,15 +307,13 @@ class TransformerExport(nn.Module):
 
     def __init__(self, encoder: TransformerEncoder):
         super().__init__()
-        self.model, self.pool = encoder.model, encoder.pool
+        self.encoder = encoder
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
-                word_end: Tensor, mask: Tensor) -> EncoderOutput:
-        hidden = torch.stack(self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                        output_hidden_states=True).hidden_states)
-        pieces = hidden.flatten(1, 2)[:, piece_index]
-        words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
-        return EncoderOutput(layers=list(words.unbind(0)), mask=mask)
+                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
+        hidden = torch.stack(self.encoder.model(input_ids=input_ids, attention_mask=attention_mask,
+                                                output_hidden_states=True).hidden_states)
+        return self.encoder.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
 
 
 def _pad_length(hidden: Tensor, width: int) -> Tensor:

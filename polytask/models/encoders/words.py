@@ -13,15 +13,17 @@ from polytask.config import EncoderConfig
 from polytask.data.example import Example
 from polytask.data.vocab import Vocabulary, normalise_word
 from polytask.models.encoders.base import Encoder, Featurizer
+from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
 
 MAX_WORD_CHARS = 30
 
 
 class WordFeaturizer(Featurizer):
-    """Maps words (digits normalised, optionally lower-cased) and their characters to ids."""
+    """Maps words (digits normalised, optionally lower-cased), their characters and shapes to ids."""
 
-    def __init__(self, min_count: int = 1, lowercase: bool = False, chars: bool = True):
+    def __init__(self, min_count: int = 1, lowercase: bool = False, chars: bool = True, case_features: bool = False):
         self.min_count, self.lowercase, self.use_chars = min_count, lowercase, chars
+        self.case_features = case_features
         self.words = Vocabulary()
         self.chars = Vocabulary()
 
@@ -43,6 +45,8 @@ class WordFeaturizer(Featurizer):
             word_ids[i, : len(sentence)] = torch.tensor([self.words[normalise_word(w, self.lowercase)] for w in sentence])
             mask[i, : len(sentence)] = True
         inputs = {"word_ids": word_ids, "mask": mask}
+        if self.case_features:
+            inputs["shape_ids"] = shape_ids(sentences, word_ids.shape[1])
         if self.use_chars:
             width = max((min(len(w), MAX_WORD_CHARS) for s in sentences for w in s), default=1)
             char_ids = torch.zeros(batch, max(length, 1), max(width, 1), dtype=torch.long)
@@ -55,13 +59,14 @@ class WordFeaturizer(Featurizer):
 
     def to_json(self) -> dict[str, Any]:
         return {"min_count": self.min_count, "lowercase": self.lowercase, "chars": self.use_chars,
-                "words": self.words.to_json(), "char_vocab": self.chars.to_json()}
+                "case_features": self.case_features, "words": self.words.to_json(), "char_vocab": self.chars.to_json()}
 
     def export_spec(self, directory: Any) -> dict[str, Any]:
         return {"kind": "words", **self.to_json(), "max_word_chars": MAX_WORD_CHARS}
 
     def load_json(self, data: dict[str, Any]) -> None:
         self.min_count, self.lowercase, self.use_chars = data["min_count"], data["lowercase"], data["chars"]
+        self.case_features = data.get("case_features", False)
         self.words = Vocabulary.from_json(data["words"])
         self.chars = Vocabulary.from_json(data["char_vocab"])
 
@@ -84,19 +89,25 @@ class CharCNN(nn.Module):
 
 
 class WordRepresentation(nn.Module):
-    """Concatenated word embedding and character-level word vector, with dropout."""
+    """Concatenated word embedding, character-level word vector and (optionally) shape embedding, with dropout."""
 
     def __init__(self, featurizer: WordFeaturizer, word_dim: int, char_dim: int, char_filters: int, dropout: float):
         super().__init__()
         self.words = nn.Embedding(len(featurizer.words), word_dim, padding_idx=0)
         self.chars = CharCNN(len(featurizer.chars), char_dim, char_filters) if featurizer.use_chars else None
+        self.case = CaseEmbedding() if featurizer.case_features else None
         self.dropout = nn.Dropout(dropout)
-        self.output_dim = word_dim + (char_filters if self.chars is not None else 0)
+        self.output_dim = word_dim + (char_filters if self.chars is not None else 0) + \
+            (self.case.output_dim if self.case is not None else 0)
 
-    def forward(self, word_ids: Tensor, char_ids: Tensor | None = None) -> Tensor:
+    def forward(self, word_ids: Tensor, char_ids: Tensor | None = None, shape_ids: Tensor | None = None) -> Tensor:
         parts = [self.words(word_ids)]
         if self.chars is not None and char_ids is not None:
             parts.append(self.chars(char_ids))
+        if self.case is not None:
+            if shape_ids is None:
+                raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
+            parts.append(self.case(shape_ids))
         return self.dropout(torch.cat(parts, dim=-1))
 
 
@@ -106,8 +117,23 @@ class WordLevelEncoder(Encoder):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars)
+        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars, config.case_features)
 
     def build_input(self) -> WordRepresentation:
         c = self.config
-        return WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        if c.word_vectors is not None and c.word_vectors.freeze:
+            embed.words.weight.requires_grad_(False)
+        return embed
+
+    def initialise_from_pretrained(self) -> None:
+        """``encoder.word_vectors``: the vocabulary's rows from the vector file (others keep their random init)."""
+        vectors = self.config.word_vectors
+        if vectors is None:
+            return
+        from polytask.data.word_vectors import read_word_vectors
+
+        table = self.embed.words.weight
+        read = read_word_vectors(vectors.path, vectors.format, self.featurizer.words.itos, table.shape[1])
+        with torch.no_grad():
+            table[read.found] = read.vectors[read.found].to(table.dtype)

@@ -28,6 +28,7 @@ class WordFeatures:
         self.words = {word: i for i, word in enumerate(spec["words"])}
         self.chars = {char: i for i, char in enumerate(spec["char_vocab"])}
         self.max_word_chars = int(spec["max_word_chars"])
+        self.case_features = bool(spec.get("case_features", False))
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
         import numpy as np
@@ -47,6 +48,8 @@ class WordFeatures:
                     ids = [self.chars.get(c, 1) for c in word[: self.max_word_chars]]
                     char_ids[i, j, : len(ids)] = ids
             inputs["char_ids"] = char_ids
+        if self.case_features:
+            inputs["shape_ids"] = shape_ids(sentences, word_ids.shape[1])
         return inputs
 
 
@@ -67,6 +70,7 @@ class SubwordFeatures:
         self.prefix, self.suffix = list(spec["prefix"]), list(spec["suffix"])
         self.pad, self.placeholder = int(spec["pad"]), int(spec["placeholder"])
         self.capacity, self.stride = int(spec["capacity"]), int(spec["stride"])
+        self.case_features = bool(spec.get("case_features", False))
 
     def pieces(self, sentence: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
         """The sentence's pieces (no special tokens) and each word's span, as in training (``data.pieces``)."""
@@ -105,8 +109,23 @@ class SubwordFeatures:
             word_end[i, : len(ends)] = ends
             mask[i, : len(starts)] = True
             base += len(plan.windows)
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
-                "word_start": word_start, "word_end": word_end, "mask": mask}
+        features = {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
+                    "word_start": word_start, "word_end": word_end, "mask": mask}
+        if self.case_features:
+            features["shape_ids"] = shape_ids(sentences, mask.shape[1])
+        return features
+
+
+def shape_ids(sentences: Sequence[Sequence[str]], width: int) -> Any:
+    """``[batch, width]`` word-shape ids (``data.word_shapes``), 0 past each sentence's end."""
+    import numpy as np
+
+    from polytask.data.word_shapes import shape_id_rows
+
+    ids = np.zeros((len(sentences), width), dtype=np.int64)
+    for i, row in enumerate(shape_id_rows([sentence[:width] for sentence in sentences])):
+        ids[i, : len(row)] = row
+    return ids
 
 
 FEATURIZERS: dict[str, Callable[[dict[str, Any], Path], Callable[[Sequence[Sequence[str]]], dict[str, Any]]]] = {
@@ -130,9 +149,46 @@ def _sigmoid(logits: Any) -> Any:
     return 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
 
 
+def _log_softmax(logits: Any) -> Any:
+    import numpy as np
+
+    values = logits.astype(np.float32)
+    shifted = values - values.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def viterbi(emissions: Any, transitions: Any, start: Any, end: Any) -> list[int]:
+    """argmax over tag paths of start + Σ emissions + Σ transitions + end, for one sentence ``[T, C]`` (Viterbi 1967)."""
+    import numpy as np
+
+    score = start + emissions[0]
+    pointers = []
+    for t in range(1, len(emissions)):
+        candidates = score[:, None] + transitions  # [previous, current]
+        best = candidates.argmax(axis=0)
+        score = candidates[best, np.arange(len(best))] + emissions[t]
+        pointers.append(best)
+    last = int((score + end).argmax())
+    path = [last]
+    for best in reversed(pointers):
+        last = int(best[last])
+        path.append(last)
+    return path[::-1]
+
+
+CHAIN_KINDS = {"argmax", "viterbi"}
+
+
 def decode_tokens(spec: dict[str, Any], logits: Any, lengths: Sequence[int]) -> list[tuple[Any, Any]]:
-    names = spec["labels"]
-    return [([names[i] for i in row[:n]], None) for row, n in zip(logits.argmax(axis=-1).tolist(), lengths)]
+    """Argmax per token, or the best path under the exported chain scores (a CRF, constrained decoding)."""
+    import numpy as np
+
+    names, decoder = spec["labels"], spec.get("decoder", {"kind": "argmax"})
+    if decoder["kind"] == "argmax":
+        return [([names[i] for i in row[:n]], None) for row, n in zip(logits.argmax(axis=-1).tolist(), lengths)]
+    chain = [np.asarray(decoder[k], dtype=np.float32) for k in ("transitions", "start", "end")]
+    emissions = _log_softmax(logits) if decoder.get("log_softmax") else logits.astype(np.float32)
+    return [([names[i] for i in viterbi(row[:n], *chain)], None) for row, n in zip(emissions, lengths)]
 
 
 def decode_classes(spec: dict[str, Any], logits: Any, lengths: Sequence[int]) -> list[tuple[Any, Any]]:
@@ -176,6 +232,9 @@ class OnnxPredictor:
         unknown = sorted({t["type"] for t in manifest["tasks"].values()} - set(DECODERS))
         if unknown:
             raise PolytaskError(f"{path}: task type(s) {unknown} cannot be decoded by this polytask")
+        chains = sorted({t.get("decoder", {}).get("kind", "argmax") for t in manifest["tasks"].values()} - CHAIN_KINDS)
+        if chains:
+            raise PolytaskError(f"{path}: tag decoder(s) {chains} are not known to this polytask")
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
