@@ -143,7 +143,15 @@ def init_process_group(device_name: str) -> DataParallel:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
+    rank = int(os.environ["RANK"])
+    # Keys under this attempt's prefix: a group restarted by torchrun --max-restarts must not read
+    # the addresses its dead predecessors left in the store.
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent_store and rank == 0, multi_tenant=not agent_store)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"polytask/attempt-{attempt}", store),
+                            rank=rank, world_size=world)
     return DataParallel.current()
 
 
