@@ -44,6 +44,11 @@ Overrides = Annotated[Optional[list[str]],
                       typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Backend = Annotated[str, typer.Option("--backend", help="local: worker processes (--jobs); ray: a Ray cluster, "
+                                                    "each run with its own CPUs (the 'cluster' extra)")]
+Address = Annotated[Optional[str], typer.Option("--address", help="--backend ray: the cluster (ray://HOST:10001, auto); "
+                                                                  "default: start a local Ray instance")]
+GpusPerRun = Annotated[float, typer.Option("--gpus-per-run", help="--backend ray: GPUs each run asks for")]
 Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (default: training.device; "
                                                                "evaluate/predict/serve: cpu)")]
 
@@ -219,17 +224,23 @@ def affinity(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier measurement in OUT")] = False,
     quiet: Quiet = False,
     device: Device = None,
+    backend: Backend = "local",
+    address: Address = None,
+    gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
     """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
     from polytask.config import load_config
     from polytask.evidence.affinity import grouping_table, matrix_table, run_affinity
 
+    from polytask.evidence.backends import build_backend
+
     experiment_config = load_config(config, with_device(set_, device))
+    runner = build_backend(backend, address, gpus_per_run)
     if measure is AffinityMeasure.pairs:
         from polytask.evidence.pairwise import run_pairwise
 
         result = run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=str(config),
-                              overwrite=overwrite, console=errors)
+                              overwrite=overwrite, console=errors, backend=runner)
         n = len(result["seeds"])
         console.print(matrix_table(result["tasks"], result["affinity"],
                                    f"pairwise transfer (%), mean of {n} seed(s): change of column j's dev "
@@ -237,8 +248,8 @@ def affinity(
         console.print(grouping_table(result))
         console.print(f"affinity.json, transfer.png and the runs saved in {out}", highlight=False)
         return
-    if seeds != 1 or jobs != 1:
-        raise PolytaskError("--seeds and --jobs apply to --measure pairs; the lookahead measure is one run")
+    if seeds != 1 or jobs != 1 or runner is not None:
+        raise PolytaskError("--seeds, --jobs and --backend apply to --measure pairs; the lookahead measure is one run")
     result = run_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead.value,
                           overwrite=overwrite, progress=not quiet, console=errors)
     n = result["measurements"]
@@ -259,12 +270,18 @@ def compare(
     jobs: Annotated[int, typer.Option(help="runs trained in parallel worker processes")] = 1,
     set_: Overrides = None,
     device: Device = None,
+    backend: Backend = "local",
+    address: Address = None,
+    gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
     """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
     from polytask.evidence.compare import compare as run_compare
     from polytask.evidence.compare import comparison_table
 
-    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device), console=errors)
+    from polytask.evidence.backends import build_backend
+
+    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device),
+                         console=errors, backend=build_backend(backend, address, gpus_per_run))
     console.print(comparison_table(result))
     console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
 
