@@ -1,13 +1,15 @@
 """Examples per second at 1 and 2 data-parallel processes (CPU, gloo), and bytes all-reduced per step.
 
 For EW, UW, PCGrad and UPGrad in exact and representation modes (the gradient methods in both):
-each configuration runs in its own gloo group of spawned processes with one torch thread each, so
-two processes use two cores where one process uses one. Bytes communicated are counted by the
+each configuration runs in its own group of spawned processes with one torch thread each (gloo on
+CPU: two processes use two cores where one uses one; ``--device cuda``: NCCL, one GPU per process;
+``--precisions fp32,bf16`` compares autocast dtypes). Bytes communicated are counted by the
 balancer's reduce hook (``GradientReduce.communicated``: the all-reduced buffers, the row-union
 gathers). Workload: the CoNLL-2000 POS + chunking BiLSTM tagger (``--data conll2000``, needs
 ``$POLYTASK_DATA``) or the test fixtures' tiny tagger (``--data fixtures``).
 
     POLYTASK_DATA=../shared/data python benchmarks/distributed.py [--steps 20] [--out FILE.json]
+    POLYTASK_DATA=../shared/data python benchmarks/distributed.py --device cuda --precisions fp32,bf16 --processes 1
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ SETTINGS = [("ew", "exact"), ("uw", "exact"), ("pcgrad", "exact"), ("pcgrad", "r
             ("upgrad", "exact"), ("upgrad", "representation")]
 
 
-def config_dict(data: str, method: str, mode: str, batch_size: int) -> dict[str, Any]:
+def config_dict(data: str, method: str, mode: str, batch_size: int, device: str = "cpu",
+                precision: str = "fp32") -> dict[str, Any]:
     """The workload's config (dropout off) for one method and mode."""
     import yaml
 
@@ -44,7 +47,8 @@ def config_dict(data: str, method: str, mode: str, batch_size: int) -> dict[str,
             "encoder": {"type": "bilstm", "word_dim": 16, "char_dim": 8, "char_filters": 8, "hidden": 16}}
     config.setdefault("encoder", {}).update(dropout=0.0, embedding_dropout=0.0)
     config["balancing"] = {"method": method, "mode": mode}
-    config.setdefault("training", {}).update(batch_size=batch_size, threads=1, device="cpu", epochs=1000)
+    config.setdefault("training", {}).update(batch_size=batch_size, threads=1, device=device, precision=precision,
+                                             epochs=1000)
     return config
 
 
@@ -55,7 +59,12 @@ def worker(rank: int, world: int, port: int, out: str, job: dict[str, Any]) -> N
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    from polytask.training.device import collective_backend, is_cuda, resolve_device
+
+    device = resolve_device(job["config"]["training"]["device"], local_rank=rank)
+    if is_cuda(device):
+        torch.cuda.set_device(device)
+    dist.init_process_group(collective_backend(device), rank=rank, world_size=world)
     from polytask.config import validate_config
     from polytask.training.distributed import DataParallel
     from polytask.training.setup import build_experiment
@@ -71,11 +80,15 @@ def worker(rank: int, world: int, port: int, out: str, job: dict[str, Any]) -> N
 
     for _ in range(job["warmup"]):
         step()
+    if is_cuda(device):
+        torch.cuda.synchronize()
     dist.barrier()
     sent = trainer.reduce.communicated
     started, examples = time.perf_counter(), 0
     for _ in range(job["steps"]):
         examples += step()
+    if is_cuda(device):
+        torch.cuda.synchronize()
     dist.barrier()
     seconds = time.perf_counter() - started
     if rank == 0:
@@ -111,6 +124,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--processes", default="1,2")
     parser.add_argument("--settings", default=",".join(f"{m}:{mode}" for m, mode in SETTINGS),
                         help="method:mode pairs")
+    parser.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL, one GPU per process)")
+    parser.add_argument("--precisions", default="fp32", help="comma-separated: fp32,bf16,fp16")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.data == "conll2000" and not os.environ.get("POLYTASK_DATA"):
@@ -121,13 +136,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as scratch:
         for setting in args.settings.split(","):
             method, mode = setting.split(":")
-            for processes in (int(p) for p in args.processes.split(",")):
-                config = config_dict(args.data, method, mode, args.batch_size)
-                result = measure(config, processes, args.steps, args.warmup, Path(scratch))
-                record = {"workload": args.data, "method": method, "mode": mode, "processes": processes,
-                          "threads_per_process": 1, "batch_size": args.batch_size, "steps": args.steps, **result}
-                records.append(record)
-                print(json.dumps(record), flush=True)
+            for precision in args.precisions.split(","):
+                for processes in (int(p) for p in args.processes.split(",")):
+                    config = config_dict(args.data, method, mode, args.batch_size, args.device, precision)
+                    result = measure(config, processes, args.steps, args.warmup, Path(scratch))
+                    record = {"workload": args.data, "method": method, "mode": mode, "processes": processes,
+                              "device": args.device, "precision": precision, "threads_per_process": 1,
+                              "batch_size": args.batch_size, "steps": args.steps, **result}
+                    records.append(record)
+                    print(json.dumps(record), flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(records, indent=2) + "\n")
