@@ -15,7 +15,6 @@ from polytask.evidence.backends import RayBackend, build_backend
 from polytask.evidence.compare import compare
 from tests.evidence.test_compare import tiny_compare_config
 
-ray = pytest.importorskip("ray")
 
 
 def summaries(out: Path) -> dict[str, dict]:
@@ -28,6 +27,7 @@ def summaries(out: Path) -> dict[str, dict]:
 
 
 def test_compare_on_a_local_ray_instance_matches_local_workers(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
     config = validate_config(tiny_compare_config())
     local = tmp_path / "local"
     compare(config, "ew", seeds=1, out=local, jobs=1, report=False)
@@ -49,9 +49,15 @@ def test_compare_on_a_local_ray_instance_matches_local_workers(tmp_path: Path) -
         ray.shutdown()
 
 
-def test_backend_names_are_checked() -> None:
+def test_backend_names_are_checked(monkeypatch) -> None:
+    import polytask.dependencies as dependencies
+
     assert build_backend("local") is None
-    assert isinstance(build_backend("ray", "auto"), RayBackend)
+    real = dependencies.import_module
+    monkeypatch.setattr(dependencies, "import_module",
+                        lambda name: (_ for _ in ()).throw(ImportError(name)) if name == "ray" else real(name))
+    with pytest.raises(PolytaskError, match=r"pip install 'polytask\[cluster\]'"):
+        build_backend("ray", "auto")
     with pytest.raises(PolytaskError, match="unknown backend 'slurm'"):
         build_backend("slurm")
     with pytest.raises(PolytaskError, match="--address applies to --backend ray"):
