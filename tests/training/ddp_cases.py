@@ -124,6 +124,10 @@ def job_runs(payload: dict[str, Any]) -> dict[str, Any]:
     except KeyboardInterrupt:
         pass
     resumed = resume_run(root / "cut", progress=False)
+    try:  # left interrupted: the test resumes it in one process
+        train_run(config, root / "cut-for-one", progress=False, callbacks=[Crash()])
+    except KeyboardInterrupt:
+        pass
     return {"straight": straight, "resumed": resumed}
 
 
