@@ -231,7 +231,6 @@ def affinity(
     """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
     from polytask.config import load_config
     from polytask.evidence.affinity import grouping_table, matrix_table, run_affinity
-
     from polytask.evidence.backends import build_backend
 
     experiment_config = load_config(config, with_device(set_, device))
@@ -275,10 +274,9 @@ def compare(
     gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
     """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
+    from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
     from polytask.evidence.compare import comparison_table
-
-    from polytask.evidence.backends import build_backend
 
     result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device),
                          console=errors, backend=build_backend(backend, address, gpus_per_run))

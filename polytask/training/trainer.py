@@ -28,19 +28,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from polytask.balancing.balancer import StepContext
+from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.registry import build_balancer
 from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.errors import PolytaskError
-from polytask.balancing.reduce import GradientReduce
 from polytask.evaluation.evaluate import evaluate, predict, score
 from polytask.tasks.normalise import selection_score
 from polytask.training.callbacks import Callback
 from polytask.training.device import resolve_device
 from polytask.training.distributed import DataParallel, StepBatches
-from polytask.training.precision import Precision
 from polytask.training.optim import build_optimizer, build_param_groups, build_scheduler
+from polytask.training.precision import Precision
 from polytask.training.run_dir import MODEL, RunDirectory
 from polytask.training.setup import Experiment
 from polytask.training.unfreezing import EncoderFreezer
@@ -189,9 +189,9 @@ class Trainer:
             return {}
         if not self.parallel.distributed:
             return evaluate(self.model, self.tasks, examples, self.config.training.eval_batch_size)
-        shard = predict(self.model, self.tasks, self.parallel.shard(examples), self.config.training.eval_batch_size)
-        rows = self.parallel.unshard([{t: shard[t][i] for t in self.tasks} for i in range(len(next(iter(shard.values()))))],
-                                     len(examples))
+        mine = self.parallel.shard(examples)
+        shard = predict(self.model, self.tasks, mine, self.config.training.eval_batch_size)
+        rows = self.parallel.unshard([{t: shard[t][i] for t in self.tasks} for i in range(len(mine))], len(examples))
         return score(self.tasks, examples, {t: [row[t] for row in rows] for t in self.tasks})
 
     # ------------------------------------------------------------------------------

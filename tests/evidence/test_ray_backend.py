@@ -16,7 +16,6 @@ from polytask.evidence.compare import compare
 from tests.evidence.test_compare import tiny_compare_config
 
 
-
 def summaries(out: Path) -> dict[str, dict]:
     found = {}
     for path in sorted((out / "runs").rglob("summary.json")):

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from polytask.config import load_config, validate_config
 from polytask.training.run import train_run
-from tests.training.ddp_cases import cases, case_config, case_name, reference_case, spawn, train_case
+from tests.training.ddp_cases import case_config, case_name, cases, reference_case, spawn, train_case
 from tests.training.test_resume import assert_same_run, records
 
 TOLERANCE = 1e-5
