@@ -68,16 +68,19 @@ def finetune(run_dir: Any, add_task: Any, out: Any, freeze_encoder: bool = False
 def affinity(config: Any, out: str | None = None, every: int = 10, groups: int = 2,
              overrides: list[str] | tuple[str, ...] = (), progress: bool = True,
              lookahead: str = "optimizer", measure: str = "lookahead", seeds: int = 1,
-             jobs: int = 1, overwrite: bool = False) -> dict[str, Any]:
+             jobs: int = 1, overwrite: bool = False, backend: str = "local", address: str | None = None) -> dict[str, Any]:
     """Inter-task affinity and the best grouping into ``groups`` models; the dictionary of ``affinity.json``.
 
     ``measure="lookahead"``: one joint run, TAG lookahead every ``every`` steps. ``measure="pairs"``:
-    every task alone and every pair trained over ``seeds`` seeds in ``out`` (required), ``jobs`` at a time.
+    every task alone and every pair trained over ``seeds`` seeds in ``out`` (required), ``jobs`` at a
+    time, on local workers or (``backend="ray"``, ``address``) a Ray cluster.
     """
     from polytask.evidence.affinity import affinity as measure_affinity
+    from polytask.evidence.backends import build_backend
 
     return measure_affinity(config, out, measure=measure, every=every, groups=groups, lookahead=lookahead,
-                            seeds=seeds, jobs=jobs, overrides=overrides, overwrite=overwrite, progress=progress)
+                            seeds=seeds, jobs=jobs, overrides=overrides, overwrite=overwrite, progress=progress,
+                            backend=build_backend(backend, address, 0.0))
 
 
 def evaluate_run(run: str, split: str = "test", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
@@ -95,8 +98,14 @@ def resume(run: str, progress: bool = True) -> dict[str, Any]:
 
 
 def compare(config: Any, methods: list[str] | str, seeds: int = 3, out: str = "compare", jobs: int = 1,
-            overrides: list[str] | tuple[str, ...] = (), report: bool = True) -> dict[str, Any]:
-    """Train every task alone and the multi-task model with each method over ``seeds`` seeds; return Δm and verdicts."""
+            overrides: list[str] | tuple[str, ...] = (), report: bool = True, backend: str = "local",
+            address: str | None = None) -> dict[str, Any]:
+    """Train every task alone and the multi-task model with each method over ``seeds`` seeds; return Δm and verdicts.
+
+    The runs train on ``jobs`` local workers, or (``backend="ray"``, ``address``) on a Ray cluster.
+    """
+    from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
 
-    return run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=overrides, report=report)
+    return run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=overrides, report=report,
+                       backend=build_backend(backend, address, 0.0))

@@ -45,6 +45,11 @@ Overrides = Annotated[Optional[list[str]],
                       typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Backend = Annotated[str, typer.Option("--backend", help="local: worker processes (--jobs); ray: a Ray cluster, "
+                                                    "each run with its own CPUs (the 'cluster' extra)")]
+Address = Annotated[Optional[str], typer.Option("--address", help="--backend ray: the cluster (ray://HOST:10001, auto); "
+                                                                  "default: start a local Ray instance")]
+GpusPerRun = Annotated[float, typer.Option("--gpus-per-run", help="--backend ray: GPUs each run asks for")]
 Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps (default: training.device; "
                                                                "evaluate/predict/serve: cpu)")]
 
@@ -239,14 +244,19 @@ def affinity(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="replace an earlier measurement in OUT")] = False,
     quiet: Quiet = False,
     device: Device = None,
+    backend: Backend = "local",
+    address: Address = None,
+    gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
     """Measure which tasks help which (lookahead in one run, or trained pairs); recommend task groups."""
     from polytask.evidence.affinity import affinity as measure_affinity
+    from polytask.evidence.backends import build_backend
     from polytask.rendering import grouping_table, matrix_table
 
     result = measure_affinity(config, out, measure=measure.value, every=every, groups=groups,
                               lookahead=lookahead.value, seeds=seeds, jobs=jobs, overrides=with_device(set_, device),
-                              overwrite=overwrite, progress=not quiet, console=errors)
+                              overwrite=overwrite, progress=not quiet, console=errors,
+                              backend=build_backend(backend, address, gpus_per_run))
     n = len(result["seeds"]) if measure is AffinityMeasure.pairs else result["measurements"]
     if measure is AffinityMeasure.pairs:
         console.print(matrix_table(result["tasks"], result["affinity"],
@@ -272,12 +282,17 @@ def compare(
     jobs: Annotated[int, typer.Option(help="runs trained in parallel worker processes")] = 1,
     set_: Overrides = None,
     device: Device = None,
+    backend: Backend = "local",
+    address: Address = None,
+    gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
     """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
+    from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
     from polytask.rendering import comparison_table
 
-    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device), console=errors)
+    result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device),
+                         console=errors, backend=build_backend(backend, address, gpus_per_run))
     console.print(comparison_table(result))
     console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
 

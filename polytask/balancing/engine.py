@@ -32,7 +32,6 @@ reach the heads only through the representation.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -40,6 +39,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from polytask.balancing import torch_private
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.row_lookups import LookedUpRows
@@ -86,9 +86,9 @@ class TaskJacobian:
     def combine(self, weights: Tensor) -> list[Tensor]:
         """Σ wᵢ gᵢ, one tensor per target."""
         w = weights.tolist()
-        total = torch._foreach_mul(self.rows[0], w[0])
+        total = torch_private.foreach_mul(self.rows[0], w[0])
         for row, wi in zip(self.rows[1:], w[1:]):
-            torch._foreach_add_(total, row, alpha=wi)
+            torch_private.foreach_add_(total, row, alpha=wi)
         return total
 
     def matrix(self) -> Tensor:
@@ -172,7 +172,7 @@ class GradientEngine:
         seeded = {t: reduce.seed(losses[t]) for t in tasks}
         if self.mode == "representation":
             return TaskJacobian(tasks, self._head_stage(seeded, tasks, reps, heads), targets)
-        tables = self._looked_up_tables(targets, context, reduce)
+        tables = self._looked_up_tables(targets, context)
         table_ids = {id(table.weight) for table in tables}
         dense = [t for t in targets if id(t) not in table_ids]
         outputs = [lookup.output for table in tables for lookup in table.lookups]
@@ -204,8 +204,7 @@ class GradientEngine:
         reduce.task_gradients_([block for row in rows for block in row])
         return TaskJacobian(tasks, rows, dense + [table.weight for table in tables], [None] * len(dense) + union)
 
-    def _looked_up_tables(self, targets: list[Tensor], context: StepContext,
-                          reduce: GradientReduce) -> list[LookedUpRows]:
+    def _looked_up_tables(self, targets: list[Tensor], context: StepContext) -> list[LookedUpRows]:
         """The embedding tables among the targets whose lookups this step recorded."""
         if not self.row_lookups or not context.row_lookups:
             return []
@@ -229,7 +228,7 @@ class GradientEngine:
         strategy = self.strategy or "batched"
         if strategy == "batched":
             batched = [torch.stack([c[k] for c in cotangents]) for k in range(len(roots))]
-            with _FallbackProbe(active=self._batched_ok is None) as probe:
+            with torch_private.VmapFallbackProbe(active=self._batched_ok is None) as probe:
                 grads = torch.autograd.grad(roots, targets, grad_outputs=batched, is_grads_batched=True,
                                             retain_graph=retain, allow_unused=True)
             if self._batched_ok is None:
@@ -302,7 +301,7 @@ class GradientEngine:
         reduce = reduce or GradientReduce()
         shared = _trainable(context.shared_parameters)
         if self.mode == "exact":
-            jacobian.accumulate(torch._foreach_mul(list(update), reduce.scale) if reduce.scale != 1.0 else update)
+            jacobian.accumulate(torch_private.foreach_mul(list(update), reduce.scale) if reduce.scale != 1.0 else update)
             reduce.mark_synced(jacobian.targets)
             return
         if self.mode == "representation":
@@ -355,31 +354,6 @@ def task_specific_parameters(roots: Sequence[Tensor], shared: Mapping[str, Tenso
             continue
         stack.extend(child for child, _ in node.next_functions)
     return found
-
-
-class _FallbackProbe:
-    """Records whether vmap ran an op slice by slice (its "performance drop" warning) inside the block."""
-
-    def __init__(self, active: bool):
-        self.active, self.fell_back = active, False
-
-    def __enter__(self) -> _FallbackProbe:
-        if self.active:
-            self._previous = torch._C._debug_only_are_vmap_fallback_warnings_enabled()
-            torch._C._debug_only_display_vmap_fallback_warnings(True)
-            self._catcher = warnings.catch_warnings(record=True)
-            self._caught = self._catcher.__enter__()
-            warnings.simplefilter("always")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.active:
-            self._catcher.__exit__(*exc)
-            torch._C._debug_only_display_vmap_fallback_warnings(self._previous)
-            self.fell_back = any("performance drop" in str(w.message) for w in self._caught)
-            for w in self._caught:
-                if "performance drop" not in str(w.message):
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _trainable(parameters: Mapping[str, Tensor]) -> dict[str, Tensor]:

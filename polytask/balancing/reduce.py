@@ -17,6 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from polytask.balancing.torch_private import foreach_div_
+
 
 class GradientReduce:
     """Combines a step's per-rank statistics (a no-op for one process) and holds the loss scale.
@@ -124,7 +126,7 @@ class GradientReduce:
         """Per-task gradients computed from scaled seeds on this rank's share → the union batch's, in place."""
         self.all_reduce_(blocks, average=True)
         if self.scale != 1.0:
-            torch._foreach_div_(list(blocks), self.scale)
+            foreach_div_(blocks, self.scale)
 
     def gramian_(self, gramian: Tensor) -> Tensor:
         """A Gramian of per-rank rows (representation mode: the ranks' rows are disjoint) → the union's."""

@@ -40,7 +40,7 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
                 if probs is not None:
                     scores[name][i] = probs[j]
     model.train(was_training)
-    if probabilities:
+    if probabilities is not False:  # True, or a (possibly empty) collection of tasks: pairs for every task
         return {t: list(zip(results[t], scores[t])) for t in tasks}
     return results
 

@@ -25,11 +25,12 @@ MEASURES = ("lookahead", "pairs")
 def affinity(config: str | Path | ExperimentConfig, out: str | Path | None = None, *, measure: str = "lookahead",
              every: int = 10, groups: int = 2, lookahead: str = "optimizer", seeds: int = 1, jobs: int = 1,
              overrides: Iterable[str] = (), overwrite: bool = False, progress: bool = True,
-             console: Console | None = None) -> dict[str, Any]:
+             console: Console | None = None, backend: Any = None) -> dict[str, Any]:
     """Measure inter-task affinity with ``measure``; return (and write to ``out``) ``affinity.json``'s dictionary.
 
-    ``every`` and ``lookahead`` apply to the lookahead measure, ``seeds`` and ``jobs`` to pairs,
-    which trains many runs and so needs ``out`` (rerun it to resume).
+    ``every`` and ``lookahead`` apply to the lookahead measure; ``seeds``, ``jobs`` and ``backend``
+    (``backends.build_backend``: local workers, or a Ray cluster) to pairs, which trains many runs and
+    so needs ``out`` (rerun it to resume).
     """
     from polytask.config import ExperimentConfig, resolve_config
 
@@ -43,9 +44,9 @@ def affinity(config: str | Path | ExperimentConfig, out: str | Path | None = Non
             raise PolytaskError("--measure pairs trains many runs and needs an out directory")
         file = None if isinstance(config, ExperimentConfig) else str(config)
         return run_pairwise(experiment_config, out, seeds=seeds, jobs=jobs, groups=groups, file=file,
-                            overwrite=overwrite, console=console)
-    if seeds != 1 or jobs != 1:
-        raise PolytaskError("--seeds and --jobs apply to --measure pairs; the lookahead measure is one run")
+                            overwrite=overwrite, console=console, backend=backend)
+    if seeds != 1 or jobs != 1 or backend is not None:
+        raise PolytaskError("--seeds, --jobs and --backend apply to --measure pairs; the lookahead measure is one run")
     from polytask.evidence.lookahead_affinity import run_lookahead_affinity
 
     return run_lookahead_affinity(experiment_config, out, every=every, groups=groups, lookahead=lookahead,

@@ -34,13 +34,14 @@ COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"
 
 def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str, seeds: int = 3,
             out: str | Path = "compare", jobs: int = 1, overrides: Iterable[str] = (), *,
-            report: bool = True, console: Console | None = None) -> dict[str, Any]:
+            report: bool = True, console: Console | None = None, backend: Any = None) -> dict[str, Any]:
     """Train the single-task baselines and each method over ``seeds`` seeds into ``out``; return the comparison.
 
     Writes ``out/compare.json``, ``out/compare.md`` and (``report``) ``out/report.html`` with
     its PNG plots. Runs already complete in ``out/runs`` are reused, so an interrupted
     comparison resumes where it stopped. ``methods`` may be a comma-separated string;
     ``console`` receives one line per run (``comparison_table(result)`` renders the result).
+    ``backend`` (``backends.RayBackend``) trains the runs on a Ray cluster instead of local workers.
     """
     console = console or Console(stderr=True, quiet=True)
     started = time.perf_counter()
@@ -73,7 +74,7 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
 
     pending = sum(not (run.path / SUMMARY).is_file() for run in runs)
     console.print(f"{total} runs ({total - pending} already complete in {out}), {jobs} job(s)", highlight=False)
-    summaries = train_incomplete(runs, jobs, progress)
+    summaries = train_incomplete(runs, jobs, progress, backend=backend)
     result = summarise(primary_metrics(experiment_config), runs, summaries, methods, seed_values)
     result.update({"config": base, "config_file": file, "jobs": jobs,
                    "wall_seconds": round(time.perf_counter() - started, 1)})

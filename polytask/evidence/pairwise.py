@@ -58,7 +58,8 @@ def plan_pair_runs(base: dict[str, Any], seeds: Sequence[int], out: Path, thread
 
 
 def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, jobs: int = 1, groups: int = 2,
-                 file: str | None = None, overwrite: bool = False, console: Console | None = None) -> dict[str, Any]:
+                 file: str | None = None, overwrite: bool = False, console: Console | None = None,
+                 backend: Any = None) -> dict[str, Any]:
     """Train every task alone and every pair into ``out/runs``; write and return ``out/affinity.json``.
 
     Rerunning the same command reuses finished runs (an interrupted measurement resumes); a
@@ -100,7 +101,7 @@ def run_pairwise(config: ExperimentConfig, out: str | Path, *, seeds: int = 1, j
 
     pending = sum(not (run.path / SUMMARY).is_file() for run in runs)
     console.print(f"{total} runs ({total - pending} already complete in {out}), {jobs} job(s)", highlight=False)
-    summaries = train_incomplete(runs, jobs, progress)
+    summaries = train_incomplete(runs, jobs, progress, backend=backend)
     result = pairwise_result(tasks, primary_metrics(config), runs, summaries, seed_values, groups)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
     write_json(out / AFFINITY_JSON, result)

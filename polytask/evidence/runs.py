@@ -219,12 +219,14 @@ def resumable(run: PlannedRun) -> bool:
 
 def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
                      report: Callable[[PlannedRun, dict[str, Any], str], None] | None = None,
-                     train: Callable[[dict[str, Any], str], dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+                     train: Callable[[dict[str, Any], str], dict[str, Any]] | None = None,
+                     backend: Any = None) -> dict[str, dict[str, Any]]:
     """Train every incomplete run (``jobs`` spawn worker processes, or in this process for 1); summaries by run name.
 
     ``train(config, path)`` trains one run (default ``train_planned``; a top-level function, so
     workers can import it). ``report(run, summary, status)`` is called as each run is found
-    complete ("done") or finishes ("trained").
+    complete ("done") or finishes ("trained"). ``backend`` (``backends.RayBackend``) trains the
+    incomplete runs on a cluster instead of local processes.
     """
     train = train or train_planned
     summaries: dict[str, dict[str, Any]] = {}
@@ -241,6 +243,9 @@ def train_incomplete(runs: Sequence[PlannedRun], jobs: int = 1,
         if run.path.exists() and not resumable(run):
             shutil.rmtree(run.path)  # interrupted before its first checkpoint (or another config): start again
         run.path.parent.mkdir(parents=True, exist_ok=True)
+    if backend is not None and pending:
+        summaries.update(backend.run(train, pending, lambda run, summary: report and report(run, summary, "trained")))
+        return summaries
     if jobs <= 1:
         for run in pending:
             summaries[run.name] = train(run.config, str(run.path))

@@ -29,19 +29,39 @@ _TRACE_SENTENCES = [["Alpha", "beta", "gamma"], ["Delta", "epsilon"], [f"word{i}
 
 
 def export_run(run: str | Path, out: str | Path, *, format: str = "onnx", overwrite: bool = False) -> Path:
-    """Export the trained run in ``run`` to ``out`` (``model.onnx`` and ``manifest.json``); return ``out``."""
+    """Export the trained run in ``run`` to ``out`` (``model.onnx`` and ``manifest.json``); return ``out``.
+
+    The export runs in a fresh Python process: ``torch.export`` keeps state between exports in one
+    process (a second export there was seen to fix the length axis to the tracing length).
+    """
+    import os
+    import subprocess
+    import sys
+
     if format not in FORMATS:
         raise PolytaskError(f"unknown export format {format!r}; choose {', '.join(FORMATS)}")
     require("onnx", "polytask export", "export")
     require("onnxscript", "polytask export", "export")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise PolytaskError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+    source = str(Path(__file__).resolve().parents[2])  # the polytask this process imported
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([sys.executable, "-m", "polytask.export.onnx_export", str(run), str(out)], env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+        raise PolytaskError(lines[-1].removeprefix("error: ") if lines else f"ONNX export of {run} failed")
+    return out
+
+
+def _export(run: str | Path, out: Path) -> None:
+    """The export itself (see ``export_run``), in this process."""
     import torch
 
     from polytask._version import __version__
     from polytask.training.run_dir import load_run, write_json
 
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise PolytaskError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
     experiment = load_run(run)
     model, tasks = experiment.model.eval(), experiment.tasks
     featurizer = model.encoder.featurizer
@@ -71,7 +91,6 @@ def export_run(run: str | Path, out: str | Path, *, format: str = "onnx", overwr
         "tasks": {name: task_spec(task) for name, task in tasks.items()},
     }
     write_json(out / MANIFEST_FILE, manifest)
-    return out
 
 
 @contextlib.contextmanager
@@ -142,3 +161,13 @@ def _name_output_axes(path: Path, levels: dict[str, str]) -> None:
             dim.ClearField("dim_value")
             dim.dim_param = name
     onnx.save(model, str(path))
+
+
+if __name__ == "__main__":  # export_run's worker process: python -m polytask.export.onnx_export RUN OUT
+    import sys
+
+    try:
+        _export(sys.argv[1], Path(sys.argv[2]))
+    except PolytaskError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

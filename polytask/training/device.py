@@ -56,6 +56,15 @@ def is_cpu(device: torch.device) -> bool:
     return device.type == CPU
 
 
+def is_cuda(device: torch.device) -> bool:
+    return device.type == "cuda"
+
+
+def collective_backend(device: torch.device) -> str:
+    """The ``torch.distributed`` backend for ranks on ``device``: NCCL for CUDA, gloo otherwise."""
+    return "nccl" if is_cuda(device) else "gloo"
+
+
 def cpu_device() -> torch.device:
     """Where checkpoints are mapped when loaded (then copied onto the run's device)."""
     import torch
@@ -70,4 +79,5 @@ def load_tensors(path: Any, device: torch.device | None = None) -> Any:
     return torch.load(path, map_location=device or cpu_device(), weights_only=True)
 
 
-__all__ = ["check_device_name", "cpu_device", "device_type", "is_cpu", "load_tensors", "resolve_device"]
+__all__ = ["check_device_name", "collective_backend", "cpu_device", "device_type", "is_cpu", "is_cuda", "load_tensors",
+           "resolve_device"]

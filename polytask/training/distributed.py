@@ -136,14 +136,22 @@ def init_process_group(device_name: str) -> DataParallel:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1 or dist.is_initialized():
         return DataParallel.current()
-    from polytask.training.device import resolve_device
+    from polytask.training.device import collective_backend, is_cuda, resolve_device
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(device_name, local_rank=local_rank)
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if device.type == "cuda":
+    backend = collective_backend(device)
+    if is_cuda(device):
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
+    rank = int(os.environ["RANK"])
+    # Keys under this attempt's prefix: a group restarted by torchrun --max-restarts must not read
+    # the addresses its dead predecessors left in the store.
+    agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent_store and rank == 0, multi_tenant=not agent_store)
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend=backend, store=dist.PrefixStore(f"polytask/attempt-{attempt}", store),
+                            rank=rank, world_size=world)
     return DataParallel.current()
 
 

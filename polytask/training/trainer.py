@@ -7,6 +7,11 @@ and the balancer's post-step hook. Dev metrics each epoch drive best-model selec
 early stopping on the mean of the tasks' normalised primary metrics. A checkpoint of the whole
 loop state after each epoch (and every ``checkpoint_every`` steps) lets an interrupted run
 continue exactly (``load_checkpoint``; ``polytask resume``).
+
+The loop runs on ``training.device`` (``device``), its forward passes under ``training.precision``
+(``precision``), and as one of several data-parallel ranks under ``torchrun`` (``distributed``):
+a step is this rank's micro-batches of the whole step, its losses the whole step's (weighted by
+global token counts), and the balancer's reduce hook makes every statistic a method reads global.
 """
 
 from __future__ import annotations
@@ -216,9 +221,9 @@ class Trainer:
             return {}
         if not self.parallel.distributed:
             return evaluate(self.model, self.tasks, examples, self.config.training.eval_batch_size)
-        shard = predict(self.model, self.tasks, self.parallel.shard(examples), self.config.training.eval_batch_size)
-        rows = self.parallel.unshard([{t: shard[t][i] for t in self.tasks} for i in range(len(next(iter(shard.values()))))],
-                                     len(examples))
+        mine = self.parallel.shard(examples)
+        shard = predict(self.model, self.tasks, mine, self.config.training.eval_batch_size)
+        rows = self.parallel.unshard([{t: shard[t][i] for t in self.tasks} for i in range(len(mine))], len(examples))
         return score(self.tasks, examples, {t: [row[t] for row in rows] for t in self.tasks})
 
     # ------------------------------------------------------------------------------

@@ -123,6 +123,8 @@ def job_runs(payload: dict[str, Any]) -> dict[str, Any]:
     with contextlib.suppress(KeyboardInterrupt):
         train_run(config, root / "cut", progress=False, callbacks=[Crash()])
     resumed = resume_run(root / "cut", progress=False)
+    with contextlib.suppress(KeyboardInterrupt):  # left interrupted: the test resumes it in one process
+        train_run(config, root / "cut-for-one", progress=False, callbacks=[Crash()])
     return {"straight": straight, "resumed": resumed}
 
 

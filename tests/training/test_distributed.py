@@ -70,6 +70,18 @@ def test_two_process_run_resumes_bit_for_bit(two_process_runs: Path) -> None:
     assert_same_run(two_process_runs / "straight", two_process_runs / "cut")
 
 
+def test_a_two_process_run_resumes_in_one_process(two_process_runs: Path) -> None:
+    """Another world size continues the run: the same updates up to summation order, not bit for bit."""
+    from polytask.training.run import resume_run
+
+    run = two_process_runs / "cut-for-one"
+    assert (run / "checkpoint.pt").is_file()
+    resume_run(run, progress=False)
+    weights = [load_file(str(r / "model.safetensors")) for r in (two_process_runs / "straight", run)]
+    assert max_difference(*weights) <= TOLERANCE
+    assert [r["step"] for r in records(run) if r["kind"] == "step"] == list(range(1, 9))
+
+
 def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_runs: Path, tmp_path: Path) -> None:
     run = two_process_runs / "straight"
     steps = [r["step"] for r in records(run) if r["kind"] == "step"]

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tests.conftest import FIXTURES
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -39,7 +41,7 @@ def test_balancing_overhead_writes_one_record_per_row(tmp_path: Path) -> None:
 
 
 def test_decoders_benchmark_writes_each_decoder_per_seed(tmp_path: Path) -> None:
-    conll = str(Path(__file__).resolve().parents[1] / "fixtures" / "conll2000_tiny.txt")
+    conll = str(FIXTURES / "conll2000_tiny.txt")
     out = tmp_path / "decoders.json"
     load("decoders").main(["--train", conll, "--test", conll, "--max-train", "20", "--epochs", "1", "--seeds", "1",
                            "--dev", "0.5", "--out", str(out)])
