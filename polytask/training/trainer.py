@@ -40,7 +40,7 @@ from polytask.balancing.registry import build_balancer
 from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
-from polytask.errors import PolytaskError
+from polytask.errors import ConfigError, PolytaskError
 from polytask.evaluation.scoring import evaluate, predict, score
 from polytask.evaluation.selection import selection_score
 from polytask.training.callbacks import Callback
@@ -88,6 +88,10 @@ class Trainer:
         self.parallel.broadcast_parameters(list(self.model.state_dict().values()))
         self.precision = Precision(self.config.training.precision, self.device)
         self.reduce = GradientReduce(self.parallel.world, device=self.device)
+        for task in self.tasks:  # model selection scores every task's dev metric
+            if not experiment.corpus.task_examples(task, "dev"):
+                raise ConfigError("the task has no labelled dev examples, which model selection reads: give "
+                                  "data.dev or carve one with data.split.dev", field=f"tasks.{task}.data")
         self.steps = StepBuilder(self.config, experiment.corpus, self.tasks, self.model.encoder.featurizer)
         training = self.config.training
         self.steps_per_epoch = self.steps.steps_per_epoch()

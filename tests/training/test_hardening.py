@@ -162,3 +162,14 @@ def test_a_failed_checkpoint_write_leaves_the_previous_one_intact(tmp_path: Path
     monkeypatch.setattr(torch, "save", real_save)
     assert run_dir.load_checkpoint()["step"] == 1  # the previous checkpoint, whole
     assert not (tmp_path / "run" / "checkpoint.pt.partial").exists()
+
+
+def test_a_task_without_dev_examples_is_a_one_line_error_before_training() -> None:
+    from polytask.errors import ConfigError
+
+    data = config()
+    data["tasks"]["sentiment"]["data"]["split"] = {"dev": 0.01, "seed": 3}  # 1% of a few lines: an empty dev split
+    with pytest.raises(ConfigError) as error:
+        Trainer(build_experiment(validate_config(data)), None, progress=False)
+    assert "tasks.sentiment.data" in str(error.value) and "no labelled dev examples" in str(error.value)
+    assert "\n" not in str(error.value)
