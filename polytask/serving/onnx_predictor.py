@@ -72,47 +72,16 @@ class SubwordFeatures:
         self.capacity, self.stride = int(spec["capacity"]), int(spec["stride"])
         self.case_features = bool(spec.get("case_features", False))
 
-    def pieces(self, sentence: Sequence[str]) -> tuple[list[int], list[int], list[int]]:
-        """The sentence's pieces (no special tokens) and each word's span, as in training (``data.pieces``)."""
-        from polytask.data.pieces import group_pieces
-
-        encoding = self.tokenizer.encode(list(sentence), is_pretokenized=True, add_special_tokens=False)
-        grouped = group_pieces(encoding.ids, encoding.word_ids, len(sentence), self.placeholder)
-        return grouped.ids, grouped.starts, grouped.ends
-
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
-        import numpy as np
+        from polytask.data.pieces import group_pieces, window_arrays
 
-        from polytask.data.windows import plan_windows
-
-        pieces = [self.pieces(s) for s in sentences]
-        plans = [plan_windows(len(ids), self.capacity, self.stride) for ids, _, _ in pieces]
-        rows = [self.prefix + ids[s:e] + self.suffix for (ids, _, _), plan in zip(pieces, plans) for s, e in plan.windows]
-        width = max(len(r) for r in rows)
-        input_ids = np.full((len(rows), width), self.pad, dtype=np.int64)
-        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = row
-            attention_mask[i, : len(row)] = 1
-        batch = len(sentences)
-        n_pieces = max((len(ids) for ids, _, _ in pieces), default=0)
-        n_words = max((len(s) for s in sentences), default=0)
-        piece_index = np.zeros((batch, max(n_pieces, 1)), dtype=np.int64)
-        word_start = np.zeros((batch, max(n_words, 1)), dtype=np.int64)
-        word_end = np.ones((batch, max(n_words, 1)), dtype=np.int64)
-        mask = np.zeros((batch, max(n_words, 1)), dtype=bool)
-        base = 0
-        for i, ((ids, starts, ends), plan) in enumerate(zip(pieces, plans)):
-            piece_index[i, : len(ids)] = [(base + w) * width + len(self.prefix) + piece - plan.windows[w][0]
-                                          for piece, w in enumerate(plan.source)]
-            word_start[i, : len(starts)] = starts
-            word_end[i, : len(ends)] = ends
-            mask[i, : len(starts)] = True
-            base += len(plan.windows)
-        features = {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
-                    "word_start": word_start, "word_end": word_end, "mask": mask}
+        pieces = []
+        for sentence in sentences:
+            encoding = self.tokenizer.encode(list(sentence), is_pretokenized=True, add_special_tokens=False)
+            pieces.append(group_pieces(encoding.ids, encoding.word_ids, len(sentence), self.placeholder))
+        features = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride)
         if self.case_features:
-            features["shape_ids"] = shape_ids(sentences, mask.shape[1])
+            features["shape_ids"] = shape_ids(sentences, features["mask"].shape[1])
         return features
 
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
-from polytask.data.windows import plan_windows
+from polytask.data.pieces import window_arrays
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
@@ -98,32 +98,9 @@ class TransformerFeaturizer(Featurizer):
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
         sentences = [list(s) for s in sentences]
         pieces = split_into_pieces(self.tokenizer, sentences, self.placeholder)
-        plans = [plan_windows(len(p.ids), self.capacity, self.stride) for p in pieces]
-        rows = [self.prefix + p.ids[s:e] + self.suffix for p, plan in zip(pieces, plans) for s, e in plan.windows]
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), self.pad, dtype=torch.long)
-        attention_mask = torch.zeros(len(rows), width, dtype=torch.long)
-        for i, row in enumerate(rows):
-            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-            attention_mask[i, : len(row)] = 1
-        batch = len(sentences)
-        n_pieces = max((len(p.ids) for p in pieces), default=0)
-        n_words = max((len(s) for s in sentences), default=0)
-        piece_index = torch.zeros(batch, max(n_pieces, 1), dtype=torch.long)
-        word_start = torch.zeros(batch, max(n_words, 1), dtype=torch.long)
-        word_end = torch.ones(batch, max(n_words, 1), dtype=torch.long)
-        mask = torch.zeros(batch, max(n_words, 1), dtype=torch.bool)
-        base = 0
-        for i, (p, plan) in enumerate(zip(pieces, plans)):
-            index = [(base + w) * width + len(self.prefix) + piece - plan.windows[w][0]
-                     for piece, w in enumerate(plan.source)]
-            piece_index[i, : len(index)] = torch.tensor(index, dtype=torch.long)
-            word_start[i, : len(p.starts)] = torch.tensor(p.starts, dtype=torch.long)
-            word_end[i, : len(p.ends)] = torch.tensor(p.ends, dtype=torch.long)
-            mask[i, : len(p.starts)] = True
-            base += len(plan.windows)
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "piece_index": piece_index,
-                  "word_start": word_start, "word_end": word_end, "mask": mask}
+        arrays = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride)
+        inputs = {name: torch.from_numpy(array) for name, array in arrays.items()}
+        mask = inputs["mask"]
         if self.case_features:
             inputs["shape_ids"] = shape_ids(sentences, mask.shape[1])
         return inputs
