@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from polytask.data.example import Example
-from polytask.data.vocab import normalise_word
+from polytask.data.word_arrays import shape_id_array
 from polytask.dependencies import require
 from polytask.export.manifest import MODEL_FILE, read_manifest
 
@@ -31,25 +31,14 @@ class WordFeatures:
         self.case_features = bool(spec.get("case_features", False))
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
-        import numpy as np
+        from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
 
-        batch, length = len(sentences), max((len(s) for s in sentences), default=0)
-        word_ids = np.zeros((batch, max(length, 1)), dtype=np.int64)
-        mask = np.zeros((batch, max(length, 1)), dtype=bool)
-        for i, sentence in enumerate(sentences):
-            word_ids[i, : len(sentence)] = [self.words.get(normalise_word(w, self.lowercase), 1) for w in sentence]
-            mask[i, : len(sentence)] = True
-        inputs = {"word_ids": word_ids, "mask": mask}
+        mask = padding_mask(sentences)
+        inputs = {"word_ids": word_id_array(sentences, self.words, self.lowercase, mask), "mask": mask}
         if self.use_chars:
-            width = max((min(len(w), self.max_word_chars) for s in sentences for w in s), default=1)
-            char_ids = np.zeros((batch, max(length, 1), max(width, 1)), dtype=np.int64)
-            for i, sentence in enumerate(sentences):
-                for j, word in enumerate(sentence):
-                    ids = [self.chars.get(c, 1) for c in word[: self.max_word_chars]]
-                    char_ids[i, j, : len(ids)] = ids
-            inputs["char_ids"] = char_ids
+            inputs["char_ids"] = char_id_array(sentences, self.chars, self.max_word_chars, mask)
         if self.case_features:
-            inputs["shape_ids"] = shape_ids(sentences, word_ids.shape[1])
+            inputs["shape_ids"] = shape_id_array(sentences, mask.shape[1])
         return inputs
 
 
@@ -81,20 +70,8 @@ class SubwordFeatures:
             pieces.append(group_pieces(encoding.ids, encoding.word_ids, len(sentence), self.placeholder))
         features = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride)
         if self.case_features:
-            features["shape_ids"] = shape_ids(sentences, features["mask"].shape[1])
+            features["shape_ids"] = shape_id_array(sentences, features["mask"].shape[1])
         return features
-
-
-def shape_ids(sentences: Sequence[Sequence[str]], width: int) -> Any:
-    """``[batch, width]`` word-shape ids (``data.word_shapes``), 0 past each sentence's end."""
-    import numpy as np
-
-    from polytask.data.word_shapes import shape_id_rows
-
-    ids = np.zeros((len(sentences), width), dtype=np.int64)
-    for i, row in enumerate(shape_id_rows([sentence[:width] for sentence in sentences])):
-        ids[i, : len(row)] = row
-    return ids
 
 
 FEATURIZERS: dict[str, Callable[[dict[str, Any], Path], Callable[[Sequence[Sequence[str]]], dict[str, Any]]]] = {

@@ -12,8 +12,9 @@ from torch import Tensor, nn
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
 from polytask.data.vocab import Vocabulary, normalise_word
+from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
 from polytask.models.encoders.base import Encoder, Featurizer
-from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
+from polytask.models.encoders.case_features import CaseEmbedding
 
 MAX_WORD_CHARS = 30
 
@@ -38,23 +39,13 @@ class WordFeaturizer(Featurizer):
         self.chars = Vocabulary.from_counts(chars, 1)
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
-        batch, length = len(sentences), max((len(s) for s in sentences), default=0)
-        word_ids = torch.zeros(batch, max(length, 1), dtype=torch.long)
-        mask = torch.zeros(batch, max(length, 1), dtype=torch.bool)
-        for i, sentence in enumerate(sentences):
-            word_ids[i, : len(sentence)] = torch.tensor([self.words[normalise_word(w, self.lowercase)] for w in sentence])
-            mask[i, : len(sentence)] = True
-        inputs = {"word_ids": word_ids, "mask": mask}
+        mask = padding_mask(sentences)
+        inputs = {"word_ids": torch.from_numpy(word_id_array(sentences, self.words.stoi, self.lowercase, mask)),
+                  "mask": torch.from_numpy(mask)}
         if self.case_features:
-            inputs["shape_ids"] = shape_ids(sentences, word_ids.shape[1])
+            inputs["shape_ids"] = torch.from_numpy(shape_id_array(sentences, mask.shape[1]))
         if self.use_chars:
-            width = max((min(len(w), MAX_WORD_CHARS) for s in sentences for w in s), default=1)
-            char_ids = torch.zeros(batch, max(length, 1), max(width, 1), dtype=torch.long)
-            for i, sentence in enumerate(sentences):
-                for j, word in enumerate(sentence):
-                    ids = [self.chars[c] for c in word[:MAX_WORD_CHARS]]
-                    char_ids[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            inputs["char_ids"] = char_ids
+            inputs["char_ids"] = torch.from_numpy(char_id_array(sentences, self.chars.stoi, MAX_WORD_CHARS, mask))
         return inputs
 
     def to_json(self) -> dict[str, Any]:
