@@ -55,8 +55,10 @@ Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cu
 
 
 def with_device(overrides: Optional[list[str]], device: Optional[str]) -> list[str]:
-    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (validated with the config)."""
-    return list(overrides or []) + ([f"training.device={device}"] if device else [])
+    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (its name checked here, as --device)."""
+    from polytask.config import check_device_name
+
+    return list(overrides or []) + ([f"training.device={check_device_name(device, '--device')}"] if device else [])
 
 
 @app.command(rich_help_panel=MODELS)

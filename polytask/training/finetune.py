@@ -18,8 +18,8 @@ from rich.console import Console
 
 from polytask.config import (
     ExperimentConfig,
-    apply_overrides,
     read_yaml,
+    set_fields,
     validate_config,
 )
 from polytask.errors import ConfigError, PolytaskError
@@ -70,7 +70,7 @@ def finetune_config(run_config: ExperimentConfig, addition: ExperimentConfig, *,
     data["training"]["epoch"] = {}
     if freeze_encoder:
         data["training"].update(freeze_encoder=True, unfreeze=None)
-    config = validate_config(apply_overrides(data, overrides), file=file)
+    config = validate_config(data, file=file, overrides=set_fields(data, overrides))
     if config.encoder != run_config.encoder:
         raise ConfigError("the trained encoder is kept as it is: drop the encoder overrides", field="--set")
     for name, task in run_config.tasks.items():
