@@ -156,7 +156,7 @@ class InputFormat(str, Enum):
 @user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="run directory ('polytask train') or ONNX export ('polytask export')")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="input file")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="input file ('-': standard input)")],
     format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'}")] = InputFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL output file (default stdout)")] = None,
     device: Device = None,
@@ -165,8 +165,8 @@ def predict(
     from polytask.serving.loading import load_predictor
     from polytask.serving.predictor import read_inputs
 
+    inputs = read_inputs(input, format.value)  # checked against --format before the model loads
     predictor = load_predictor(run, device)
-    inputs = read_inputs(input, format.value)
     records = predictor.predict(inputs)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if output is None:

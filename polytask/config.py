@@ -63,6 +63,8 @@ class DataConfig(StrictModel):
     files: dict[str, str] | None = Field(None, description="format 'lines': label -> file, one example per line")
     column: int | str | None = Field(None, description="label column (conll: index; conllu: upos/xpos/feats/deprel; table/jsonl: field)")
     token_column: int = 0
+    comment: str | None = Field(None, min_length=1, description="conll: skip lines starting with this prefix "
+                                "(e.g. '#'); off by default, because '#' is a real token in the WSJ data")
     text_field: str = "text"
     tokens_field: str | None = None
     encoding: str = "utf-8"
@@ -82,6 +84,9 @@ class DataConfig(StrictModel):
             raise ValueError(f"format '{self.format}' needs 'train'")
         if self.format != "lines" and self.column is None:
             raise ValueError(f"format '{self.format}' needs 'column' (where the task's label is)")
+        if self.comment is not None and self.format != "conll":
+            raise field_error("comment", f"applies to format 'conll' only (format '{self.format}' "
+                                         "has its own comment rules or none)")
         return self
 
     def source_key(self) -> tuple:
