@@ -44,7 +44,7 @@ MODELS, EVIDENCE, REFERENCE = "Train and use a model", "Evidence", "Reference an
 Overrides = Annotated[Optional[list[str]],
                       typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar and no per-epoch lines")]
 Backend = Annotated[str, typer.Option("--backend", help="local: worker processes (--jobs); ray: a Ray cluster, "
                                                     "each run with its own CPUs (the 'cluster' extra)")]
 Address = Annotated[Optional[str], typer.Option("--address", help="--backend ray: the cluster (ray://HOST:10001, auto); "

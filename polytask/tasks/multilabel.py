@@ -66,7 +66,7 @@ class MultiLabel(TaskType):
         return {"labels": list(self.classes.names)}
 
     def labels_from_json(self, data: dict[str, Any]) -> None:
-        self._classes = ClassIndex(data["labels"])
+        self._classes = ClassIndex.saved(data["labels"])
 
     @property
     def output_size(self) -> int:

@@ -201,9 +201,9 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
             for parameter in model.task_parameters(task).values():
                 parameter.requires_grad_(False)
     training_tasks = {t: tasks[t] for t in (old + new if replay > 0 else new)}
-    run_dir.create()
-    run_dir.save_setup(Experiment(config, tasks, model))
     trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console)
+    run_dir.create()  # after the trainer is built: a mistake found there leaves no half-made run directory
+    run_dir.save_setup(Experiment(config, tasks, model))
     summary = trainer.fit()
 
     dev, test = (evaluate_groups(model, groups, corpus, split, config.training.eval_batch_size)

@@ -18,7 +18,10 @@ from polytask.training.trainer import Trainer
 def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwrite: bool = False,
               progress: bool = True, console: Console | None = None,
               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train ``config``; the run directory is created only after the data has been read without error.
+    """Train ``config``; the run directory is created only once the data is read and the trainer built without error.
+
+    So a mistake found there (a bad method option, a task without dev data) leaves no half-made
+    run directory behind to block the corrected rerun.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each step; rank 0 alone
     creates and writes the run directory. Restarted by ``torchrun --max-restarts`` after a failure,
@@ -38,14 +41,14 @@ def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwr
     parallel = init_process_group(config.training.device)
     run_dir = RunDirectory(out, overwrite=overwrite) if out is not None and parallel.main else None
     experiment = build_experiment(config)
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks, parallel=parallel)
     if run_dir is not None:
         run_dir.create()
         run_dir.save_setup(experiment)
     parallel.barrier()
     if out is not None and not parallel.main:
-        run_dir = RunDirectory.existing(out)
-    return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks,
-                   parallel=parallel).fit()
+        trainer.run_dir = RunDirectory.existing(out)
+    return trainer.fit()
 
 
 def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None,
