@@ -86,3 +86,7 @@ def not_a_file(path: str | Path, what: str = "file") -> str | None:
     if path.is_dir():
         return f"{what} is a directory, not a file: {path}"
     return f"{what} not found: {path}"
+
+
+class InputError(PolytaskError):
+    """A prediction input through the Python API that is not a text, a token list or a sentence pair."""

@@ -9,10 +9,11 @@ from typing import Any
 from polytask.data.example import Example
 from polytask.data.tokenize import simple_tokenize
 from polytask.errors import DataError, PolytaskError
+from polytask.serving.inputs import PredictInput, as_examples
 
 
 class Predictor:
-    """Wraps a trained model; ``predict`` returns one JSON-able record per input."""
+    """Wraps a trained model; ``predict`` returns one JSON-able record per input, every task from one encoder pass."""
 
     def __init__(self, experiment: Any, batch_size: int = 128):
         """``experiment``: a ``training.setup.Experiment`` with a trained model (``load_run``)."""
@@ -34,16 +35,22 @@ class Predictor:
         return {name: {"type": task.type_name, "level": task.level, **task.labels_to_json()}
                 for name, task in self.experiment.tasks.items()}
 
-    def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
-        """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities."""
+    def predict(self, inputs: PredictInput | Sequence[PredictInput]) -> dict[str, Any] | list[dict[str, Any]]:
+        """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities.
+
+        ``inputs``: a text (answered by one record), or a list of texts, token lists or
+        ``Example``s (a list of records, in order); see ``serving.inputs.as_examples``.
+        """
         from polytask.evaluation.scoring import predict
         from polytask.serving.records import prediction_records
 
+        examples, single = as_examples(inputs)
         tasks = self.experiment.tasks
         scored = [name for name, task in tasks.items() if task.level != "token"]  # records hold no token scores
         outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=scored)
-        return prediction_records(examples, {name: {"level": task.level, "scheme": getattr(task, "scheme", None)}
-                                             for name, task in tasks.items()}, outputs)
+        records = prediction_records(examples, {name: {"level": task.level, "scheme": getattr(task, "scheme", None)}
+                                                for name, task in tasks.items()}, outputs)
+        return records[0] if single else records
 
 
 def _json_input(line: str, origin: str) -> Example:
