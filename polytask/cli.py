@@ -44,7 +44,7 @@ MODELS, EVIDENCE, REFERENCE = "Train and use a model", "Evidence", "Reference an
 Overrides = Annotated[Optional[list[str]],
                       typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar and no per-epoch lines")]
 Backend = Annotated[str, typer.Option("--backend", help="local: worker processes (--jobs); ray: a Ray cluster, "
                                                     "each run with its own CPUs (the 'cluster' extra)")]
 Address = Annotated[Optional[str], typer.Option("--address", help="--backend ray: the cluster (ray://HOST:10001, auto); "
@@ -55,8 +55,10 @@ Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cu
 
 
 def with_device(overrides: Optional[list[str]], device: Optional[str]) -> list[str]:
-    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (validated with the config)."""
-    return list(overrides or []) + ([f"training.device={device}"] if device else [])
+    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (its name checked here, as --device)."""
+    from polytask.config import check_device_name
+
+    return list(overrides or []) + ([f"training.device={check_device_name(device, '--device')}"] if device else [])
 
 
 @app.command(rich_help_panel=MODELS)
@@ -154,7 +156,7 @@ class InputFormat(str, Enum):
 @user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="run directory ('polytask train') or ONNX export ('polytask export')")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="input file")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="input file ('-': standard input)")],
     format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'}")] = InputFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL output file (default stdout)")] = None,
     device: Device = None,
@@ -163,8 +165,8 @@ def predict(
     from polytask.serving.loading import load_predictor
     from polytask.serving.predictor import read_inputs
 
+    inputs = read_inputs(input, format.value)  # checked against --format before the model loads
     predictor = load_predictor(run, device)
-    inputs = read_inputs(input, format.value)
     records = predictor.predict(inputs)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if output is None:

@@ -2,14 +2,17 @@
 
 Every section is a strict pydantic model (unknown keys are errors). ``load_config`` reads
 YAML with ``safe_load``, applies ``--set a.b=c`` overrides, expands ``${VAR}`` in paths and
-turns any validation problem into a one-line ``ConfigError`` naming the field and file.
+turns the validation problems into one one-line ``ConfigError`` listing them all, each naming the
+field and where its value came from (``file:line``, or the ``--set`` that gave it).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +28,17 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from polytask.errors import ConfigError, PolytaskError
+from polytask.errors import ConfigError, ConfigProblem, PolytaskError, not_a_file
+
+FIELD_ERROR = "field_error"
+"""pydantic error type of a check made above the field it blames: ``ctx["field"]`` (dotted, relative to where the
+check runs) is that field, ``ctx["more"]`` further ``(field, message)`` problems found by the same check."""
+ENCODER_FIELD_ERROR = FIELD_ERROR
+
+
+def field_error(field: str, message: str, more: list[tuple[str, str]] | None = None) -> PydanticCustomError:
+    """An error a model validator raises for one of its fields (``validate_config`` names that field)."""
+    return PydanticCustomError(FIELD_ERROR, "{message}", {"field": field, "message": message, "more": more or []})
 
 
 class StrictModel(BaseModel):
@@ -50,6 +63,8 @@ class DataConfig(StrictModel):
     files: dict[str, str] | None = Field(None, description="format 'lines': label -> file, one example per line")
     column: int | str | None = Field(None, description="label column (conll: index; conllu: upos/xpos/feats/deprel; table/jsonl: field)")
     token_column: int = 0
+    comment: str | None = Field(None, min_length=1, description="conll: skip lines starting with this prefix "
+                                "(e.g. '#'); off by default, because '#' is a real token in the WSJ data")
     text_field: str = "text"
     tokens_field: str | None = None
     encoding: str = "utf-8"
@@ -69,6 +84,9 @@ class DataConfig(StrictModel):
             raise ValueError(f"format '{self.format}' needs 'train'")
         if self.format != "lines" and self.column is None:
             raise ValueError(f"format '{self.format}' needs 'column' (where the task's label is)")
+        if self.comment is not None and self.format != "conll":
+            raise field_error("comment", f"applies to format 'conll' only (format '{self.format}' "
+                                         "has its own comment rules or none)")
         return self
 
     def source_key(self) -> tuple:
@@ -76,6 +94,13 @@ class DataConfig(StrictModel):
         import json
 
         return tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in self.model_dump().items() if k != "column")
+
+    @field_validator("column", mode="before")
+    @classmethod
+    def _index_or_name(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"must be a column index (conll) or a column/field name, not {value!r}")
 
     def paths(self) -> dict[str, str]:
         named = {k: getattr(self, k) for k in ("train", "dev", "test") if getattr(self, k)}
@@ -138,7 +163,6 @@ ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
 """The ``encoder`` fields each encoder type reads; setting another is an error naming the field and the type.
 ``models.encoders.register_encoder`` adds a new type's fields (and its ``options`` model)."""
 
-ENCODER_FIELD_ERROR = "encoder_field"
 ENCODER_OPTIONS: dict[str, type[BaseModel]] = {}
 """An encoder type's own options model, validating ``encoder.options`` (``register_encoder(name, options=...)``)."""
 
@@ -228,6 +252,13 @@ class HeadConfig(StrictModel):
     constrained: bool | None = Field(None, description="token tasks with a scheme: decode only well-formed chunks "
                                                        "(null: true for crf, false for softmax)")
 
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _layer_number_or_mix(cls, value: Any) -> Any:
+        if value == "mix" or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        raise ValueError(f"must be a layer number (0 = embeddings, -1 = last) or 'mix', not {value!r}")
+
 
 class EarlyStoppingConfig(StrictModel):
     patience: int | None = Field(3, ge=1, description="epochs without improvement before stopping (null: never)")
@@ -310,12 +341,12 @@ class SamplingConfig(StrictModel):
     options: dict[str, Any] = Field(default_factory=dict)
     loss_correction: bool = False
 
-    @field_validator("tasks_per_step")
+    @field_validator("tasks_per_step", mode="before")
     @classmethod
-    def _positive(cls, value: Literal["all"] | int) -> Literal["all"] | int:
-        if value != "all" and value < 1:
-            raise ValueError("must be 'all' or a positive number")
-        return value
+    def _all_or_positive(cls, value: Any) -> Any:
+        if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"must be 'all' or a positive number of tasks, not {value!r}")
 
 
 class OutputConfig(StrictModel):
@@ -346,12 +377,19 @@ class ExperimentConfig(StrictModel):
         return tasks
 
     @model_validator(mode="after")
-    def _heads_name_tasks(self) -> ExperimentConfig:
-        unknown = sorted(set(self.heads) - set(self.tasks))
-        if unknown:
-            raise ValueError(f"heads for unknown task(s) {unknown}; tasks are {sorted(self.tasks)}")
+    def _fields_name_tasks(self) -> ExperimentConfig:
+        known = ", ".join(sorted(self.tasks))
+        problems = [(f"heads.{name}", f"unknown task {name!r}; the tasks are {known}")
+                    for name in self.heads if name not in self.tasks]
         if self.training.epoch.task is not None and self.training.epoch.task not in self.tasks:
-            raise ValueError(f"training.epoch.task {self.training.epoch.task!r} is not a task")
+            problems.append(("training.epoch.task", f"unknown task {self.training.epoch.task!r}; the tasks are {known}"))
+        per_step = self.sampling.tasks_per_step
+        if per_step != "all" and per_step > len(self.tasks):
+            problems.append(("sampling.tasks_per_step", f"{per_step} tasks per step, but the config has "
+                                                        f"{len(self.tasks)} ({known}); use at most "
+                                                        f"{len(self.tasks)} or 'all'"))
+        if problems:
+            raise field_error(*problems[0], more=problems[1:])
         return self
 
     def head(self, task: str) -> HeadConfig:
@@ -377,21 +415,57 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if value is None and raw.strip() not in ("null", "Null", "NULL", "~"):
+        value = raw.strip()  # "comment=#" means the string "#", not a YAML comment
     return keys, value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Override:
+    """One applied ``--set KEY=VALUE``: the field it set and the shallowest section or field it created."""
+
+    text: str
+    keys: tuple[str, ...]
+    created: tuple[str, ...] | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"--set {self.text}"
+
+    def owns(self, field: tuple[str, ...]) -> bool:
+        """Whether a problem at ``field`` comes from this override (it set or created the field or a section above it)."""
+        return any(0 < len(root) <= len(field) and field[: len(root)] == root for root in (self.keys, self.created or ()))
+
+    def inside(self, field: tuple[str, ...]) -> bool:
+        """Whether this override set a field inside the section ``field`` (a problem there may come from either)."""
+        return 0 < len(field) < len(self.keys) and self.keys[: len(field)] == field
+
+
+def set_fields(data: dict[str, Any], overrides: Iterable[str]) -> list[Override]:
+    """Apply ``--set`` overrides to ``data`` in place; return what each one set and created (to blame it for errors)."""
+    applied = []
     for text in overrides:
         keys, value = parse_override(text)
-        node = data
+        node, created = data, None
         for i, key in enumerate(keys[:-1]):
             child = node.get(key)
             if child is None:
                 child = node[key] = {}
+                created = created or tuple(keys[: i + 1])
             if not isinstance(child, dict):
-                raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[: i + 1])} is not a section", field="--set")
+                raise ConfigError(f"cannot set {'.'.join(keys)}: {'.'.join(keys[: i + 1])} is not a section",
+                                  field="--set")
             node = child
+        if keys[-1] not in node:
+            created = created or tuple(keys)
         node[keys[-1]] = value
+        applied.append(Override(text.strip(), tuple(keys), created))
+    return applied
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """``data`` with the ``--set`` overrides applied (in place)."""
+    set_fields(data, overrides)
     return data
 
 
@@ -433,48 +507,137 @@ def _message(error: Mapping[str, Any]) -> str:
     return message
 
 
-def _field_path(loc: tuple) -> str:
-    return ".".join(str(part) for part in loc if not str(part).startswith("function-after"))
+_SCALAR_BRANCHES = {"int", "str", "float", "bool"}
 
 
-def validate_config(data: Any, file: str | None = None, check_files: bool = True) -> ExperimentConfig:
-    """Validate a config mapping; errors name the field path and the file."""
+def _is_branch(part: Any, last: bool) -> bool:
+    """A union member's tag in a pydantic error location (``list[...]``, ``function-after[...]``, a scalar type)."""
+    return isinstance(part, str) and ("[" in part or (last and part in _SCALAR_BRANCHES))
+
+
+def _validation_problems(error: ValidationError) -> list[tuple[tuple[str, ...], str]]:
+    """Every problem of a pydantic error as (field path, message), one per field.
+
+    A union field reports each member's mismatch; members the value's type does not match (a list
+    expected, a mapping given) are dropped when another member took the value and found a problem
+    in it, and the rest are joined with "or".
+    """
+    by_union: dict[tuple[str, ...], list[tuple[Any, tuple[str, ...], str, bool]]] = {}
+    for item in error.errors():
+        loc = tuple(item["loc"])
+        if item["type"] == FIELD_ERROR:  # a model-level check naming the field inside its section
+            ctx = item["ctx"]
+            items = [(ctx["field"], ctx.get("message") or _message(item)), *map(tuple, ctx.get("more", []))]
+        else:
+            items = [(None, _message(item))]
+        for sub_field, message in items:
+            full = (*loc, *sub_field.split(".")) if sub_field else loc
+            branch = next((i for i, part in enumerate(full) if _is_branch(part, i == len(full) - 1)), None)
+            union = tuple(map(str, full[:branch])) if branch is not None else tuple(map(str, full))
+            path = tuple(str(p) for i, p in enumerate(full) if not _is_branch(p, i == len(full) - 1))
+            mismatch = sub_field is None and len(path) == len(union) and item["type"].endswith("_type")
+            by_union.setdefault(union, []).append((full[branch] if branch is not None else None, path, message,
+                                                   mismatch))
+    problems: dict[tuple[str, ...], list[str]] = {}
+    for entries in by_union.values():
+        if not all(mismatch for *_, mismatch in entries):  # some member took the value's shape: drop the others
+            entries = [e for e in entries if not e[3]]
+        for _, path, message, _ in entries:
+            if message not in problems.setdefault(path, []):
+                problems[path].append(message)
+    return [(path, " or ".join(messages)) for path, messages in problems.items()]
+
+
+def _checked_paths(config: ExperimentConfig, file: str | None,
+                   check_files: bool) -> list[tuple[tuple[str, ...], str]]:
+    """Expand every path field in place (``${VAR}``, ``~``, absolute); the problems (unset variables, missing files)."""
+    problems: list[tuple[tuple[str, ...], str]] = []
+
+    def resolve(path: str, field: str) -> str:
+        try:
+            resolved = expand_path(path, field, file)
+        except ConfigError as error:
+            problems.append((tuple(field.split(".")), error.problems[0].message))
+            return path
+        problem = not_a_file(resolved) if check_files else None
+        if problem:
+            problems.append((tuple(field.split(".")), problem))
+        return resolved
+
+    vectors = config.encoder.word_vectors
+    if vectors is not None:
+        vectors.path = resolve(vectors.path, "encoder.word_vectors.path")
+    for name, task in config.tasks.items():
+        for index, data in enumerate(task.sources()):
+            prefix = f"tasks.{name}.data" + (f".{index}" if isinstance(task.data, list) else "")
+            for key, path in data.paths().items():
+                resolved = resolve(path, f"{prefix}.{key}")
+                if key.startswith("files."):
+                    data.files[key.split(".", 1)[1]] = resolved
+                else:
+                    setattr(data, key, resolved)
+    return problems
+
+
+def _blamed(problems: list[tuple[tuple[str, ...], str]], data: Mapping[str, Any], file: str | None,
+            overrides: Sequence[Override], lines: Mapping[tuple[str, ...], int]) -> list[ConfigProblem]:
+    """Each problem with its origin: the ``--set`` override that gave the field, else ``file:line`` (the line
+    of the field, or of the closest section above it that the file has).
+
+    Problems under a task that an override created (``--set tasks.nre.scheme=iob2`` where the tasks
+    are ``ner``, ...) become one: an unknown task, with the known ones.
+    """
+    tasks = data.get("tasks") if isinstance(data.get("tasks"), Mapping) else {}
+    new_tasks = {o.created[1]: o for o in overrides if o.created and len(o.created) == 2 and o.created[0] == "tasks"
+                 and not {"type", "data"} <= set(tasks.get(o.created[1]) or {})}  # a typo, not a task being added
+    known = ", ".join(sorted(str(t) for t in tasks if t not in new_tasks)) or "none"
+    result: list[ConfigProblem] = []
+    for path, message in problems:
+        if len(path) >= 2 and path[0] == "tasks" and path[1] in new_tasks:
+            override = new_tasks[path[1]]
+            merged = ConfigProblem(f"unknown task {path[1]!r}; the tasks are {known} (to add a task with --set, "
+                                   "give its type and data too)", f"tasks.{path[1]}", override.origin)
+            if merged not in result:
+                result.append(merged)
+            continue
+        owner = next((o for o in reversed(overrides) if o.owns(path)), None)
+        line = next((lines[path[:n]] for n in range(len(path), 0, -1) if path[:n] in lines), None)
+        where = f"{file}:{line}" if file and line else file
+        origin = owner.origin if owner else where
+        if owner is None and (within := next((o for o in reversed(overrides) if o.inside(path)), None)):
+            origin = f"{where} with {within.origin}" if file else within.origin
+        result.append(ConfigProblem(message, ".".join(path) or None, origin))
+    return result
+
+
+def validate_config(data: Any, file: str | None = None, check_files: bool = True,
+                    overrides: Sequence[Override] = (), lines: Mapping[tuple[str, ...], int] | None = None
+                    ) -> ExperimentConfig:
+    """Validate a config mapping; one ConfigError lists every problem, each naming its field and origin.
+
+    ``overrides`` are the ``--set`` overrides already applied to ``data`` (``set_fields``): a
+    problem in a field one of them gave is blamed on it, not on ``file``. ``lines`` (``yaml_lines``)
+    put the line of the field in the file into the message, ``file:line``.
+    """
+    lines = lines or {}
     if not isinstance(data, Mapping):
         raise ConfigError("the config must be a mapping with a 'tasks' section", file=file)
     try:
         config = ExperimentConfig.model_validate(dict(data))
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = first["loc"]
-        if first["type"] == ENCODER_FIELD_ERROR:  # the encoder names the field inside its section
-            loc = (*loc, *first["ctx"]["field"].split("."))
-        more = f" (and {len(error.errors()) - 1} more)" if len(error.errors()) > 1 else ""
-        raise ConfigError(_message(first) + more, field=_field_path(loc) or None, file=file) from None
-    vectors = config.encoder.word_vectors
-    if vectors is not None:
-        vectors.path = expand_path(vectors.path, "encoder.word_vectors.path", file)
-        if check_files and not Path(vectors.path).is_file():
-            raise ConfigError(f"file not found: {vectors.path}", field="encoder.word_vectors.path", file=file)
-    for name, task in config.tasks.items():
-        for index, data in enumerate(task.sources()):
-            prefix = f"tasks.{name}.data" + (f".{index}" if isinstance(task.data, list) else "")
-            for key, path in data.paths().items():
-                field = f"{prefix}.{key}"
-                resolved = expand_path(path, field, file)
-                if check_files and not Path(resolved).is_file():
-                    raise ConfigError(f"file not found: {resolved}", field=field, file=file)
-                if key.startswith("files."):
-                    data.files[key.split(".", 1)[1]] = resolved
-                else:
-                    setattr(data, key, resolved)
+        raise ConfigError.of(_blamed(_validation_problems(error), data, file, overrides, lines)) from None
+    problems = _checked_paths(config, file, check_files)
+    if problems:
+        raise ConfigError.of(_blamed(problems, data, file, overrides, lines))
     return config
 
 
 def read_yaml(path: str | Path, what: str = "config file") -> Any:
     """Parse a YAML file; a missing file, invalid YAML (with its line) or non-UTF-8 text is a ConfigError."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
+    problem = not_a_file(path, what)
+    if problem:
+        raise ConfigError(problem)
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
@@ -485,17 +648,53 @@ def read_yaml(path: str | Path, what: str = "config file") -> Any:
         raise ConfigError("not UTF-8 text", file=str(path)) from None
 
 
+def yaml_lines(path: str | Path) -> dict[tuple[str, ...], int]:
+    """The 1-based line of every key and list item of a YAML file, by field path (``file:line`` in messages)."""
+    try:
+        root = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        return {}
+    lines: dict[tuple[str, ...], int] = {}
+
+    def walk(node: Any, at: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            children = [(key.value, key, value) for key, value in node.value if isinstance(key, yaml.ScalarNode)]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [(str(i), item, item) for i, item in enumerate(node.value)]
+        else:
+            return
+        for name, marked, value in children:
+            lines.setdefault((*at, str(name)), marked.start_mark.line + 1)
+            walk(value, (*at, str(name)))
+
+    walk(root, ())
+    return lines
+
+
 def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bool = True) -> ExperimentConfig:
-    """Read, override and validate a YAML config file."""
-    data = apply_overrides(dict(read_yaml(path) or {}), overrides)
-    return validate_config(data, file=str(path), check_files=check_files)
+    """Read, override and validate a YAML config file; problems name ``file:line`` or the ``--set`` that gave them."""
+    data = read_yaml(path)
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError("the config must be a mapping with a 'tasks' section", file=str(path))
+    data = dict(data or {})
+    applied = set_fields(data, overrides)
+    return validate_config(data, file=str(path), check_files=check_files, overrides=applied, lines=yaml_lines(path))
 
 
-def resolve_config(config: str | Path | ExperimentConfig, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """A YAML config file (as ``load_config`` reads it) or an ``ExperimentConfig``, with ``overrides`` applied."""
+def resolve_config(config: str | os.PathLike | Mapping[str, Any] | ExperimentConfig,
+                   overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """A YAML config file (as ``load_config`` reads it), a config mapping or an ``ExperimentConfig``, with ``overrides``."""
     overrides = list(overrides)
-    if not isinstance(config, ExperimentConfig):
+    if isinstance(config, (str, os.PathLike)):
         return load_config(config, overrides)
-    if not overrides:
-        return config
-    return validate_config(apply_overrides(config.model_dump(mode="json"), overrides))
+    if isinstance(config, ExperimentConfig):
+        if not overrides:
+            return config
+        data = config.model_dump(mode="json")
+    elif isinstance(config, Mapping):
+        data = copy.deepcopy(dict(config))
+    else:
+        raise ConfigError(f"a config is a YAML file path, a mapping or an ExperimentConfig, not "
+                          f"{type(config).__name__}")
+    applied = set_fields(data, overrides)
+    return validate_config(data, overrides=applied)

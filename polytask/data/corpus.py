@@ -73,7 +73,7 @@ def _read_split(source: Source, path: str) -> list[Example]:
     fields = dict(source.columns)
     options = {"encoding": data.encoding}
     if data.format == "conll":
-        options["token_column"] = data.token_column
+        options.update(token_column=data.token_column, comment=data.comment)
     if data.format in ("tsv", "csv", "jsonl"):
         options.update(text_field=data.text_field, tokens_field=data.tokens_field)
     return read_examples(data.format, path, fields, **options)

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from polytask.data.example import Example
 from polytask.data.word_arrays import shape_id_array
 from polytask.dependencies import require
 from polytask.export.manifest import MODEL_FILE, read_manifest
@@ -208,10 +207,15 @@ class OnnxPredictor:
         return {name: {"type": t["type"], "level": t["level"], **{k: t[k] for k in keep if k in t}}
                 for name, t in self.manifest["tasks"].items()}
 
-    def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
-        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities."""
+    def predict(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities.
+
+        ``inputs`` as ``Predictor.predict``: a text (one record) or a list of texts, token lists or examples.
+        """
+        from polytask.serving.inputs import as_examples
         from polytask.serving.records import prediction_records
 
+        examples, single = as_examples(inputs)
         tasks = self.manifest["tasks"]
         outputs: dict[str, list[Any]] = {name: [None] * len(examples) for name in tasks}
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))  # as the torch predictor
@@ -223,4 +227,5 @@ class OnnxPredictor:
             for name, values in zip(self.manifest["outputs"], logits):
                 for i, decoded in zip(indices, DECODERS[tasks[name]["type"]](tasks[name], values, lengths)):
                     outputs[name][i] = decoded
-        return prediction_records(examples, tasks, outputs)
+        records = prediction_records(examples, tasks, outputs)
+        return records[0] if single else records

@@ -33,6 +33,20 @@ class ClassIndex:
         self.names: list[str] = sorted(set(names))
         self._ids = {name: i for i, name in enumerate(self.names)}
 
+    @classmethod
+    def saved(cls, names: Any) -> ClassIndex:
+        """The index a ``labels.json`` lists: distinct non-empty strings, else a ValueError naming the first that is not."""
+        if not isinstance(names, list) or not names:
+            raise ValueError(f"'labels' must be a non-empty list of class names, not {names!r}")
+        seen: set[str] = set()
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"label {name!r} is not a non-empty string")
+            if name in seen:
+                raise ValueError(f"label {name!r} is listed twice")
+            seen.add(name)
+        return cls(names)
+
     def __len__(self) -> int:
         return len(self.names)
 
@@ -88,7 +102,7 @@ class SequenceClassification(TaskType):
         return {"labels": list(self.classes.names)}
 
     def labels_from_json(self, data: dict[str, Any]) -> None:
-        self._classes = ClassIndex(data["labels"])
+        self._classes = ClassIndex.saved(data["labels"])
 
     @property
     def output_size(self) -> int:

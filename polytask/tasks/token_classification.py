@@ -67,7 +67,12 @@ class TokenClassification(TaskType):
         return {"labels": list(self.tags.names)}
 
     def labels_from_json(self, data: dict[str, Any]) -> None:
-        self._tags = ClassIndex(data["labels"])
+        """The saved tags; with a scheme each must be one of its tags (``split_tag`` raises ValueError otherwise)."""
+        tags = ClassIndex.saved(data["labels"])
+        if self.scheme is not None:
+            for tag in tags.names:
+                split_tag(tag, self.scheme)
+        self._tags = tags
 
     @property
     def output_size(self) -> int:

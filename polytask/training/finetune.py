@@ -18,8 +18,8 @@ from rich.console import Console
 
 from polytask.config import (
     ExperimentConfig,
-    apply_overrides,
     read_yaml,
+    set_fields,
     validate_config,
 )
 from polytask.errors import ConfigError, PolytaskError
@@ -70,7 +70,7 @@ def finetune_config(run_config: ExperimentConfig, addition: ExperimentConfig, *,
     data["training"]["epoch"] = {}
     if freeze_encoder:
         data["training"].update(freeze_encoder=True, unfreeze=None)
-    config = validate_config(apply_overrides(data, overrides), file=file)
+    config = validate_config(data, file=file, overrides=set_fields(data, overrides))
     if config.encoder != run_config.encoder:
         raise ConfigError("the trained encoder is kept as it is: drop the encoder overrides", field="--set")
     for name, task in run_config.tasks.items():
@@ -201,9 +201,9 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
             for parameter in model.task_parameters(task).values():
                 parameter.requires_grad_(False)
     training_tasks = {t: tasks[t] for t in (old + new if replay > 0 else new)}
-    run_dir.create()
-    run_dir.save_setup(Experiment(config, tasks, model))
     trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console)
+    run_dir.create()  # after the trainer is built: a mistake found there leaves no half-made run directory
+    run_dir.save_setup(Experiment(config, tasks, model))
     summary = trainer.fit()
 
     dev, test = (evaluate_groups(model, groups, corpus, split, config.training.eval_batch_size)

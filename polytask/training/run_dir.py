@@ -59,6 +59,17 @@ class RunDirectory:
             state = load_file(str(file))
         except Exception as error:  # truncated, foreign or empty: safetensors raises its own errors
             raise PolytaskError(f"{file}: unreadable weights ({_first_line(error)})") from None
+        expected = model.state_dict()
+        for key, tensor in state.items():
+            if key in expected and tuple(expected[key].shape) != tuple(tensor.shape):
+                shapes = f"{key} is {list(tensor.shape)} there, {list(expected[key].shape)} now"
+                task = key.split(".")[1] if key.startswith("heads.") else None
+                if task is not None:
+                    raise PolytaskError(f"{self.path / LABELS}: the label space of task {task!r} no longer fits the "
+                                        f"weights in {file} ({shapes}); restore labels.json or train again")
+                if key.startswith("encoder."):
+                    raise PolytaskError(f"{self.path / VOCAB}: the vocabularies no longer fit the weights in {file} "
+                                        f"({shapes}); restore vocab.json or train again")
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
@@ -146,6 +157,8 @@ def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) 
     from polytask.training.device import cpu_device, resolve_device
 
     path = Path(path)
+    if path.is_file():
+        raise PolytaskError(f"{path} is a file, not a run directory")
     for name in (CONFIG, LABELS, VOCAB, weights):
         if not (path / name).is_file():
             raise PolytaskError(f"{path} is not a complete run directory: {name} is missing")
@@ -153,10 +166,17 @@ def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) 
     tasks = build_tasks(config)
     labels = read_json(path / LABELS)
     for name, task in tasks.items():
+        entry = labels.get(name) if isinstance(labels, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("labels"), dict):
+            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r}")
+        if entry.get("type") != task.type_name:
+            raise PolytaskError(f"{path / LABELS}: task {name!r} is a {entry.get('type')} task there but a "
+                                f"{task.type_name} task in {CONFIG}")
         try:
-            task.labels_from_json(labels[name]["labels"])
-        except (KeyError, TypeError, ValueError):
-            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r}") from None
+            task.labels_from_json(entry["labels"])
+        except (KeyError, TypeError, ValueError) as error:
+            detail = f"{error} is missing" if isinstance(error, KeyError) else _first_line(error)
+            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r} ({detail})") from None
     encoder = build_encoder(config.encoder)
     try:
         encoder.featurizer.load_json(read_json(path / VOCAB))

@@ -285,7 +285,7 @@ class Trainer:
                 else:
                     self.stale += 1
                     if patience and self.stale >= patience:
-                        progress.console.print(f"early stopping: no improvement for {self.stale} epochs")
+                        self._say(progress, f"early stopping: no improvement for {self.stale} epochs")
                         self.stopped = True
                 self.epoch += 1
                 self.save_checkpoint(time.perf_counter() - started)
@@ -358,7 +358,7 @@ class Trainer:
         groups = self.freezer.trainable
         if self.writer:
             self.writer.log({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
-        progress.console.print(f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
+        self._say(progress, f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
 
     def _progress(self) -> Progress:
         return Progress(TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[losses]}"),
@@ -372,7 +372,12 @@ class Trainer:
     def _print_epoch(self, progress: Progress, epoch: int, dev: dict, score: float, improved: bool) -> None:
         parts = [f"{task} " + " ".join(f"{m}={v:.2f}" for m, v in metrics.items()) for task, metrics in dev.items()]
         mark = " *" if improved else ""
-        progress.console.print(f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+        self._say(progress, f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+
+    def _say(self, progress: Progress, text: str) -> None:
+        """A progress line (an epoch's dev metrics, early stopping); none without progress (``--quiet``)."""
+        if self.show_progress:
+            progress.console.print(text)
 
 
 def _numpy_state() -> tuple:

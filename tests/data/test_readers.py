@@ -414,3 +414,25 @@ def test_real_corpora_counts() -> None:
     )
     assert len(polarity) == 5331 + 5331
     assert polarity[0].labels == {"sentiment": "positive"} and polarity[-1].labels == {"sentiment": "negative"}
+
+
+def test_conll_comment_lines_are_skipped_only_when_asked(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.txt", "# sent_id = 1\nThe DT B-NP\n# a note\ncat NN I-NP\n\n# # B-NP\n")
+    skipped = read_examples("conll", path, {"pos": 1}, comment="#")
+    assert [e.tokens for e in skipped] == [["The", "cat"]] and skipped[0].labels == {"pos": ["DT", "NN"]}
+    kept = read_examples("conll", path, {"pos": 1})  # the default: '#' is a token (WSJ: the pound sign)
+    assert [e.tokens for e in kept] == [["#", "The", "#", "cat"], ["#"]]
+    assert kept[0].labels["pos"] == ["sent_id", "DT", "a", "NN"] and kept[1].labels["pos"] == ["#"]
+
+
+def test_conll_comment_is_a_conll_option_in_the_config() -> None:
+    from polytask.config import validate_config
+    from polytask.errors import ConfigError
+    from tests.conftest import tiny_config_dict
+
+    data = tiny_config_dict()
+    data["tasks"]["pos"]["data"]["comment"] = "#"
+    assert validate_config(data).tasks["pos"].data.comment == "#"
+    data["tasks"]["sentiment"]["data"]["comment"] = "#"
+    with pytest.raises(ConfigError, match=r"^tasks\.sentiment\.data\.comment: applies to format 'conll' only"):
+        validate_config(data)

@@ -202,6 +202,21 @@ def test_multilabel_parse_label() -> None:
             task.parse_label(raw, ORIGIN)
 
 
+@pytest.mark.parametrize("raw, mark", [("a;b", "';'"), ("a|b", "'|'"), ("sport politics", "' '"), ("a\tb", "'\\t'")])
+def test_multilabel_refuses_another_separator_under_the_default(raw: str, mark: str) -> None:
+    with pytest.raises(DataError) as caught:
+        MultiLabel("topics").parse_label(raw, ORIGIN)
+    assert str(caught.value) == (f"data/train.jsonl:17: task 'topics': class {raw!r} holds {mark}, but labels are "
+                                 f"split on ','; set tasks.topics.options.separator to {mark} (or to ',' to keep "
+                                 f"{raw!r} as one class)")
+
+
+def test_multilabel_an_explicit_separator_is_taken_as_given() -> None:
+    assert MultiLabel("topics", separator=";").parse_label("a;b", ORIGIN) == ["a", "b"]
+    assert MultiLabel("topics", separator=",").parse_label("a;b, c", ORIGIN) == ["a;b", "c"]
+    assert MultiLabel("topics").parse_label(["a;b"], ORIGIN) == ["a;b"]  # a JSON list is not split or checked
+
+
 def test_multilabel_targets_loss_decoding_and_metrics() -> None:
     task = MultiLabel("topics", threshold=0.6)
     task.fit_labels(_examples("topics", [["b", "a"], [], None, ["c"]]))
