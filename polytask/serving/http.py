@@ -107,6 +107,7 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
 
     app = FastAPI(title="polytask", description=f"multi-task predictions for {', '.join(names)}",
                   version=_version(), lifespan=lifespan)
+    app.state.batcher = batcher
 
     async def send_json(send, status: int, detail: str) -> None:
         body = json.dumps({"detail": detail}).encode()
@@ -210,7 +211,14 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, limits: Servin
     from polytask.serving.loading import load_predictor
 
     app = create_app(load_predictor(run, device), limits=limits, run=str(run))
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # SIGTERM/SIGINT: queued requests run now, not after the window
+            app.state.batcher.close()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
+    Server(config).run()
 
 
 def _version() -> str:
