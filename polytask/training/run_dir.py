@@ -152,7 +152,12 @@ def _first_line(error: BaseException) -> str:
 
 
 def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) -> Experiment:
-    """Rebuild a trained model from its run directory (no data is read), on ``device`` (default: CPU)."""
+    """Rebuild a trained model from its run directory (no data is read), on ``device`` (default: CPU).
+
+    Returns the ``Experiment``: ``config`` (the run's resolved config), ``tasks`` (name -> TaskType
+    with its label space from labels.json), ``model`` (the MultiTaskModel with the run's weights, in
+    eval mode) and ``corpus`` None. ``polytask.load`` wraps it in a ``TrainedModel``.
+    """
     from polytask.models.encoders import build_encoder
     from polytask.training.device import cpu_device, resolve_device
 
