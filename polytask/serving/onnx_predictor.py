@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from polytask.data.example import Example
 from polytask.data.vocab import normalise_word
 from polytask.dependencies import require
 from polytask.export.manifest import MODEL_FILE, read_manifest
@@ -225,16 +224,27 @@ class OnnxPredictor:
     def task_names(self) -> list[str]:
         return list(self.manifest["tasks"])
 
+    @property
+    def pair_tasks(self) -> list[str]:
+        """None: ``polytask export`` refuses models with sentence-pair tasks."""
+        return []
+
     def describe_tasks(self) -> dict[str, dict[str, Any]]:
         """Per task: type, level and label space, as ``GET /tasks`` shows them."""
         keep = ("labels", "mean", "std")
         return {name: {"type": t["type"], "level": t["level"], **{k: t[k] for k in keep if k in t}}
                 for name, t in self.manifest["tasks"].items()}
 
-    def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
-        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities."""
+    def predict(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
+        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities.
+
+        ``inputs`` as ``Predictor.predict`` takes them; a sentence pair is refused (no exported task reads pairs).
+        """
+        from polytask.serving.inputs import as_example, tasks_by_form
         from polytask.serving.records import prediction_records
 
+        examples = [as_example(item, f"inputs[{i}]") for i, item in enumerate(inputs)]
+        tasks_by_form(self.task_names, self.pair_tasks, examples)
         tasks = self.manifest["tasks"]
         outputs: dict[str, list[Any]] = {name: [None] * len(examples) for name in tasks}
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))  # as the torch predictor
