@@ -47,7 +47,7 @@ def test_pair_features_shape_and_symmetry() -> None:
 @pytest.mark.parametrize("encoder", ["bilstm", "cnn"])
 def test_each_sentence_of_a_pair_is_encoded_alone(encoder: str) -> None:
     """From scratch, a pair's sentence vectors are those of each sentence encoded by itself (no state crosses)."""
-    config = dict(BILSTM, type=encoder, **({"kernel_size": 3} if encoder == "cnn" else {}))
+    config = dict(BILSTM, type=encoder, case_features=True, **({"kernel_size": 3} if encoder == "cnn" else {}))
     exp = pair_experiment(config, token_task=True)
     model = exp.model.eval()
     assert isinstance(model.heads["relation"], SentencePairHead)
@@ -128,7 +128,7 @@ def test_the_transformer_gets_the_tokenizers_pair_encoding_and_segment_ids(tiny_
     longest-first to max_length, never windowed; a single sentence beside it keeps type 0 and its windows."""
     from transformers import AutoTokenizer
 
-    exp = pair_experiment({"type": "transformer", "model": tiny_bert, "max_length": 12})
+    exp = pair_experiment({"type": "transformer", "model": tiny_bert, "max_length": 12, "case_features": True})
     assert isinstance(exp.model.heads["relation"], SequenceHead)  # joint encoding: pooled over both sentences
     featurizer = exp.model.encoder.featurizer
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert)
@@ -155,6 +155,8 @@ def test_the_transformer_gets_the_tokenizers_pair_encoding_and_segment_ids(tiny_
     kept = inputs["mask"][2].tolist()  # long_a lost its tail words to longest-first truncation, b kept its own
     assert sum(kept[:9]) < 9 and all(kept[9:13])
     assert batch.lengths == [3, 11, 9]
+    assert inputs["shape_ids"].shape == inputs["mask"].shape  # word shapes of both sentences, in word order
+    assert torch.equal(inputs["shape_ids"][0, :7], featurizer([a + b])["shape_ids"][0])
 
 
 def test_the_transformer_reads_the_segment_ids(tiny_bert: str) -> None:
