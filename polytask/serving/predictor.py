@@ -88,7 +88,7 @@ def _json_input(line: str, origin: str) -> Example:
     if first is None:
         raise DataError.at(origin, "needs a non-empty 'tokens' list or 'text' string")
     example = Example(tokens=first[0], origin=origin, text=first[1])
-    if isinstance(record, dict) and ("tokens_pair" in record or "text_pair" in record):
+    if isinstance(record, dict) and (record.get("tokens_pair") is not None or record.get("text_pair") is not None):
         second = _json_sentence(record, "tokens_pair", "text_pair", origin)
         if second is None:
             raise DataError.at(origin, "a sentence pair needs a non-empty 'tokens_pair' list or 'text_pair' string")
