@@ -157,7 +157,7 @@ class InputFormat(str, Enum):
 def predict(
     run: Annotated[Path, typer.Argument(help="run directory ('polytask train') or ONNX export ('polytask export')")],
     input: Annotated[Path, typer.Option("--input", "-i", help="input file ('-': standard input)")],
-    format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'}")] = InputFormat.text,
+    format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'} (+ 'text_pair'|'tokens_pair' for a sentence pair)")] = InputFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL output file (default stdout)")] = None,
     device: Device = None,
 ) -> None:

@@ -53,6 +53,10 @@ class SplitConfig(StrictModel):
     seed: int = 13
 
 
+PAIR_FORMATS = ("tsv", "csv", "jsonl")
+"""Formats that read sentence pairs (``text_pair_field`` / ``tokens_pair_field``)."""
+
+
 class DataConfig(StrictModel):
     """Where a task's examples come from. Tasks with the same source share examples."""
 
@@ -67,6 +71,10 @@ class DataConfig(StrictModel):
                                 "(e.g. '#'); off by default, because '#' is a real token in the WSJ data")
     text_field: str = "text"
     tokens_field: str | None = None
+    text_pair_field: str | None = Field(None, description="tsv/csv/jsonl: the second sentence of a sentence pair "
+                                                          "(tokenised like text_field)")
+    tokens_pair_field: str | None = Field(None, description="tsv/csv/jsonl: the second sentence as tokens "
+                                                            "(a space-joined cell, a JSON list)")
     encoding: str = "utf-8"
     split: SplitConfig | None = None
     synthetic: dict[str, Any] | None = Field(None, description="format 'synthetic': generator options (see polytask.data.synthetic)")
@@ -87,7 +95,15 @@ class DataConfig(StrictModel):
         if self.comment is not None and self.format != "conll":
             raise field_error("comment", f"applies to format 'conll' only (format '{self.format}' "
                                          "has its own comment rules or none)")
+        if self.reads_pairs and self.format not in PAIR_FORMATS:
+            raise ValueError(f"sentence pairs (text_pair_field, tokens_pair_field) are read from "
+                             f"{', '.join(PAIR_FORMATS)} files, not format '{self.format}'")
         return self
+
+    @property
+    def reads_pairs(self) -> bool:
+        """Whether the examples are sentence pairs (a second sentence field is set)."""
+        return self.text_pair_field is not None or self.tokens_pair_field is not None
 
     def source_key(self) -> tuple:
         """Identity of the underlying corpus: tasks with equal keys read one shared set of examples."""
@@ -125,9 +141,21 @@ class TaskConfig(StrictModel):
             raise ValueError("an empty list of sources: give at least one")
         return data
 
+    @field_validator("data")
+    @classmethod
+    def _pairs_everywhere_or_nowhere(cls, data: DataConfig | list[DataConfig]) -> DataConfig | list[DataConfig]:
+        if isinstance(data, list) and len({source.reads_pairs for source in data}) > 1:
+            raise ValueError("some sources are sentence pairs and some are not: a task reads one or the other")
+        return data
+
     def sources(self) -> list[DataConfig]:
         """The task's data sources (one, or several to merge)."""
         return list(self.data) if isinstance(self.data, list) else [self.data]
+
+    @property
+    def reads_pairs(self) -> bool:
+        """Whether the task's examples are sentence pairs."""
+        return any(source.reads_pairs for source in self.sources())
 
 
 class AdapterConfig(StrictModel):

@@ -88,5 +88,5 @@ def not_a_file(path: str | Path, what: str = "file") -> str | None:
     return f"{what} not found: {path}"
 
 
-class InputError(PolytaskError):
+class InputError(DataError):
     """A prediction input through the Python API that is not a text, a token list or a sentence pair."""

@@ -76,6 +76,8 @@ def _read_split(source: Source, path: str) -> list[Example]:
         options.update(token_column=data.token_column, comment=data.comment)
     if data.format in ("tsv", "csv", "jsonl"):
         options.update(text_field=data.text_field, tokens_field=data.tokens_field)
+        if data.reads_pairs:
+            options.update(text_pair_field=data.text_pair_field, tokens_pair_field=data.tokens_pair_field)
     return read_examples(data.format, path, fields, **options)
 
 

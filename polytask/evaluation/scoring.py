@@ -26,7 +26,7 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
     if was_training:  # eval() walks every submodule: a cost on the small batches a server runs
         model.eval()
     device = next(model.parameters()).device  # the model's device: batches follow it
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens) + len(examples[i].tokens_pair or ()))
     results: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     scores: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     for start in range(0, len(order), batch_size):

@@ -9,10 +9,13 @@ from torch import Tensor, nn
 
 from polytask.config import HeadConfig
 from polytask.models.encoders.base import Encoder, EncoderOutput
-from polytask.models.heads import SequenceHead, TokenHead
+from polytask.models.heads import SentencePairHead, SequenceHead, TokenHead
 from polytask.models.heads.scalar_mix import MixedLayersHead
 
 HEADS: dict[str, type[nn.Module]] = {"token": TokenHead, "sequence": SequenceHead}
+PAIR_HEADS: dict[str, type[nn.Module]] = {"joint": SequenceHead, "separate": SentencePairHead}
+"""The head of a sentence-pair task, by the encoder's ``pair_encoding``: a jointly encoded pair is
+pooled like one sentence; separately encoded sentences are pooled alone and combined."""
 
 
 @dataclass
@@ -39,6 +42,9 @@ class MultiTaskModel(nn.Module):
                  decoders: Mapping[str, nn.Module] | None = None):
         """``head_specs[task] = (level, outputs, head_config)``; the encoder must be built.
 
+        ``level`` is ``token``, ``sequence`` or ``pair`` (a sentence-pair task: its head is
+        ``PAIR_HEADS[encoder.pair_encoding]``).
+
         ``decoders[task]``, the task's decoder (a CRF's transitions), becomes the head's ``decoder``
         submodule: its parameters are the task's own, trained, saved and moved with the head.
         """
@@ -49,11 +55,12 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict()
         for task, (level, outputs, config) in head_specs.items():
             encoder.add_task(task)
+            head_type = self._head_type(task, level)
             if config.layer == "mix":
                 layers = [i for i, dim in enumerate(dims) if dim == dims[-1]]
                 self.head_layers[task] = layers
-                head = HEADS[level](dims[-1], outputs, hidden=config.hidden, dropout=config.dropout,
-                                    pooling=config.pooling)
+                head = head_type(dims[-1], outputs, hidden=config.hidden, dropout=config.dropout,
+                                 pooling=config.pooling)
                 self.heads[task] = MixedLayersHead(len(layers), head)
                 continue
             if not -len(dims) <= config.layer < len(dims):
@@ -63,10 +70,20 @@ class MultiTaskModel(nn.Module):
                                   field=f"heads.{task}.layer")
             layer = config.layer % len(dims)
             self.head_layers[task] = layer
-            self.heads[task] = HEADS[level](dims[layer], outputs, hidden=config.hidden, dropout=config.dropout,
-                                            pooling=config.pooling)
+            self.heads[task] = head_type(dims[layer], outputs, hidden=config.hidden, dropout=config.dropout,
+                                         pooling=config.pooling)
         for task, decoder in (decoders or {}).items():
             self.heads[task].decoder = decoder
+
+    def _head_type(self, task: str, level: str) -> type[nn.Module]:
+        if level != "pair":
+            return HEADS[level]
+        if self.encoder.pair_encoding is None:
+            from polytask.errors import ConfigError
+
+            raise ConfigError(f"encoder {type(self.encoder).__name__} cannot read sentence pairs (it sets no "
+                              f"pair_encoding)", field=f"tasks.{task}.data")
+        return PAIR_HEADS[self.encoder.pair_encoding]
 
     @property
     def tasks(self) -> list[str]:
@@ -77,14 +94,15 @@ class MultiTaskModel(nn.Module):
             return self.decode(self.encoder(**inputs), tasks)
         tasks = list(self.heads.keys()) if tasks is None else list(tasks)
         encoded = {t: self.encoder(**inputs, task=t) for t in tasks}
-        logits = {t: self.heads[t](self._head_input(t, encoded[t]), encoded[t].mask) for t in tasks}
+        logits = {t: self.heads[t](self._head_input(t, encoded[t]), encoded[t].mask, encoded[t].segments)
+                  for t in tasks}
         representation = [encoded[t].layers[i] for t in tasks for i in self._taps(t)]
         return ModelOutput(logits=logits, encoded=encoded, representation=representation)
 
     def decode(self, encoded: EncoderOutput, tasks: Iterable[str] | None = None) -> ModelOutput:
         """Run the heads of ``tasks`` (default all) on already-encoded states."""
         tasks = list(self.heads.keys()) if tasks is None else list(tasks)
-        logits = {t: self.heads[t](self._head_input(t, encoded), encoded.mask) for t in tasks}
+        logits = {t: self.heads[t](self._head_input(t, encoded), encoded.mask, encoded.segments) for t in tasks}
         used = sorted({i for t in tasks for i in self._taps(t)})
         return ModelOutput(logits=logits, encoded=encoded, representation=[encoded.layers[i] for i in used])
 

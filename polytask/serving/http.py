@@ -1,7 +1,8 @@
 """An HTTP server for a trained run or an ONNX export (torch-free): every task predicted from one encoder pass per model batch (FastAPI).
 
 Why: a multi-task model is most useful as one service that answers every task at once.
-``POST /predict`` takes inputs (pre-split ``tokens`` or raw ``text``) and returns the same
+``POST /predict`` takes inputs (pre-split ``tokens`` or raw ``text``, plus ``tokens_pair`` or
+``text_pair`` for a sentence pair) and returns the same
 records as ``polytask predict``; concurrent requests are batched together (``batcher.py``:
 up to ``max_batch`` inputs, waiting at most ``max_wait_ms``), each still answered with its own
 records. ``GET /tasks`` describes the tasks (type, level, label space as in ``labels.json``),
@@ -65,7 +66,9 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
 
     from polytask.data.example import Example
     from polytask.data.tokenize import simple_tokenize
+    from polytask.errors import DataError
     from polytask.serving.batcher import MicroBatcher
+    from polytask.serving.inputs import tasks_by_form
     from polytask.serving.metrics import ServerMetrics
 
     limits = limits or ServingLimits()
@@ -73,6 +76,8 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
     class Input(BaseModel):
         tokens: list[str] | None = Field(None, description="pre-split words")
         text: str | None = Field(None, description="raw text, split on whitespace and punctuation")
+        tokens_pair: list[str] | None = Field(None, description="a sentence pair's second sentence, pre-split")
+        text_pair: str | None = Field(None, description="a sentence pair's second sentence, raw text")
 
         @model_validator(mode="after")
         def _one_of(self) -> "Input":
@@ -81,6 +86,11 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
                     raise ValueError("'tokens' must be a non-empty list of non-empty strings")
             elif self.text is None or not self.text.strip():
                 raise ValueError("needs a non-empty 'tokens' list or 'text' string")
+            if self.tokens_pair is not None:
+                if not self.tokens_pair or not all(self.tokens_pair):
+                    raise ValueError("'tokens_pair' must be a non-empty list of non-empty strings")
+            elif self.text_pair is not None and not self.text_pair.strip():
+                raise ValueError("'text_pair' must be a non-empty string")
             return self
 
     class PredictRequest(BaseModel):
@@ -88,6 +98,7 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
         tasks: list[str] | None = Field(None, description="only these tasks in the answer (default: all)")
 
     names = predictor.task_names
+    pair_tasks = predictor.pair_tasks
     described = predictor.describe_tasks()
     metrics = ServerMetrics()
     state = {"ready": False}
@@ -181,22 +192,35 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
             raise HTTPException(422, f"unknown task(s) {unknown}; this model has {names}")
         examples = []
         for i, item in enumerate(parsed.inputs):
-            if item.tokens is None and len(item.text) > limits.max_chars:
-                raise HTTPException(422, f"inputs.{i}.text has {len(item.text)} characters; the limit is "
-                                         f"{limits.max_chars}")
-            tokens = item.tokens if item.tokens is not None else simple_tokenize(item.text)
-            if len(tokens) > limits.max_words:
-                raise HTTPException(422, f"inputs.{i} has {len(tokens)} words; the limit is {limits.max_words}")
-            if item.tokens is not None and any(len(t) > limits.max_chars for t in tokens):
-                raise HTTPException(422, f"inputs.{i}.tokens holds a word longer than {limits.max_chars} characters")
-            examples.append(Example(tokens=tokens, origin=f"inputs.{i}", text=item.text))
+            example = Example(tokens=sentence(item.tokens, item.text, f"inputs.{i}", "text", "tokens"),
+                              origin=f"inputs.{i}", text=item.text)
+            if item.tokens_pair is not None or item.text_pair is not None:
+                example.tokens_pair = sentence(item.tokens_pair, item.text_pair, f"inputs.{i}", "text_pair",
+                                               "tokens_pair")
+                example.text_pair = item.text_pair
+            words = len(example.tokens) + len(example.tokens_pair or ())
+            if words > limits.max_words:
+                raise HTTPException(422, f"inputs.{i} has {words} words; the limit is {limits.max_words}")
+            examples.append(example)
+        try:
+            tasks_by_form(names, pair_tasks, examples)
+        except DataError as error:
+            raise HTTPException(422, str(error)) from None
         if not state["ready"]:
             raise HTTPException(503, "the server is shutting down")
         records = await batcher.submit(examples)
         if parsed.tasks is not None:
-            for record in records:
-                record["tasks"] = {name: record["tasks"][name] for name in parsed.tasks}
+            for record in records:  # a task answering the other input form is not in the record
+                record["tasks"] = {name: record["tasks"][name] for name in parsed.tasks if name in record["tasks"]}
         return JSONResponse({"predictions": records})
+
+    def sentence(tokens: list[str] | None, text: str | None, where: str, text_key: str, tokens_key: str) -> list[str]:
+        """The words of one sentence of an input, within the character limits (422 naming the input otherwise)."""
+        if tokens is None and len(text) > limits.max_chars:
+            raise HTTPException(422, f"{where}.{text_key} has {len(text)} characters; the limit is {limits.max_chars}")
+        if tokens is not None and any(len(t) > limits.max_chars for t in tokens):
+            raise HTTPException(422, f"{where}.{tokens_key} holds a word longer than {limits.max_chars} characters")
+        return tokens if tokens is not None else simple_tokenize(text)
 
     app.add_middleware(Guard)
     return app

@@ -201,6 +201,11 @@ class OnnxPredictor:
     def task_names(self) -> list[str]:
         return list(self.manifest["tasks"])
 
+    @property
+    def pair_tasks(self) -> list[str]:
+        """None: ``polytask export`` refuses models with sentence-pair tasks."""
+        return []
+
     def describe_tasks(self) -> dict[str, dict[str, Any]]:
         """Per task: type, level and label space, as ``GET /tasks`` shows them."""
         keep = ("labels", "mean", "std")
@@ -210,12 +215,14 @@ class OnnxPredictor:
     def predict(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities.
 
-        ``inputs`` as ``Predictor.predict``: a text (one record) or a list of texts, token lists or examples.
+        ``inputs`` as ``Predictor.predict``: a text (one record) or a list of texts, token lists or examples;
+        a sentence pair is refused (no exported task reads pairs).
         """
-        from polytask.serving.inputs import as_examples
+        from polytask.serving.inputs import as_examples, tasks_by_form
         from polytask.serving.records import prediction_records
 
         examples, single = as_examples(inputs)
+        tasks_by_form(self.task_names, self.pair_tasks, examples)
         tasks = self.manifest["tasks"]
         outputs: dict[str, list[Any]] = {name: [None] * len(examples) for name in tasks}
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))  # as the torch predictor

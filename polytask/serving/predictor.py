@@ -9,7 +9,7 @@ from typing import Any
 from polytask.data.example import Example
 from polytask.data.tokenize import simple_tokenize
 from polytask.errors import DataError, PolytaskError
-from polytask.serving.inputs import PredictInput, as_examples
+from polytask.serving.inputs import RawInput, as_examples, predict_by_form
 
 
 class Predictor:
@@ -30,31 +30,56 @@ class Predictor:
     def task_names(self) -> list[str]:
         return list(self.experiment.tasks)
 
+    @property
+    def pair_tasks(self) -> list[str]:
+        """The tasks that read sentence pairs (they answer pair inputs; the others answer single sentences)."""
+        return [name for name, task in self.experiment.config.tasks.items() if task.reads_pairs]
+
     def describe_tasks(self) -> dict[str, dict[str, Any]]:
-        """Per task: type, level and label space (as in ``labels.json``), as ``GET /tasks`` shows them."""
-        return {name: {"type": task.type_name, "level": task.level, **task.labels_to_json()}
+        """Per task: type, level, ``pairs`` for a sentence-pair task, and label space (as in ``labels.json``),
+        as ``GET /tasks`` shows them."""
+        pairs = set(self.pair_tasks)
+        return {name: {"type": task.type_name, "level": task.level, **({"pairs": True} if name in pairs else {}),
+                       **task.labels_to_json()}
                 for name, task in self.experiment.tasks.items()}
 
-    def predict(self, inputs: PredictInput | Sequence[PredictInput]) -> dict[str, Any] | list[dict[str, Any]]:
+    def predict(self, inputs: RawInput | Sequence[RawInput]) -> dict[str, Any] | list[dict[str, Any]]:
         """Tokens, and per task: labels (+ entity spans for BIO tasks) or class + probabilities.
 
-        ``inputs``: a text (answered by one record), or a list of texts, token lists or
-        ``Example``s (a list of records, in order); see ``serving.inputs.as_examples``.
+        ``inputs``: a text or a sentence pair ``(text, text_pair)`` (answered by one record), or a
+        list of texts, token lists, pairs or ``Example``s (a list of records, in order); see
+        ``serving.inputs.as_examples``. A pair is answered by the sentence-pair tasks, a single
+        sentence by the others; one encoder pass per batch of each form.
         """
+        examples, single = as_examples(inputs)
+        records = predict_by_form(self._predict, self.task_names, self.pair_tasks, examples)
+        return records[0] if single else records
+
+    def _predict(self, names: Sequence[str], examples: Sequence[Example]) -> list[dict[str, Any]]:
         from polytask.evaluation.scoring import predict
         from polytask.serving.records import prediction_records
 
-        examples, single = as_examples(inputs)
-        tasks = self.experiment.tasks
+        tasks = {name: self.experiment.tasks[name] for name in names}
         scored = [name for name, task in tasks.items() if task.level != "token"]  # records hold no token scores
         outputs = predict(self.experiment.model, tasks, examples, self.batch_size, probabilities=scored)
-        records = prediction_records(examples, {name: {"level": task.level, "scheme": getattr(task, "scheme", None)}
-                                                for name, task in tasks.items()}, outputs)
-        return records[0] if single else records
+        return prediction_records(examples, {name: {"level": task.level, "scheme": getattr(task, "scheme", None)}
+                                             for name, task in tasks.items()}, outputs)
+
+
+def _json_sentence(record: Any, tokens_key: str, text_key: str, origin: str) -> tuple[list[str], str | None] | None:
+    """One sentence of a JSONL prediction input: its ``tokens_key`` list or its ``text_key`` string (None: neither)."""
+    tokens = record.get(tokens_key) if isinstance(record, dict) else None
+    text = record.get(text_key) if isinstance(record, dict) else None
+    if isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens):
+        return tokens, text if isinstance(text, str) else None
+    if isinstance(text, str) and text.strip():
+        return simple_tokenize(text), text
+    return None
 
 
 def _json_input(line: str, origin: str) -> Example:
-    """One JSONL prediction input: ``{"tokens": [...]}`` or ``{"text": "..."}``."""
+    """One JSONL prediction input: ``{"tokens": [...]}`` or ``{"text": "..."}``, plus ``tokens_pair`` or
+    ``text_pair`` for a sentence pair."""
     import json
 
     try:
@@ -62,13 +87,16 @@ def _json_input(line: str, origin: str) -> Example:
     except json.JSONDecodeError as error:
         hint = "" if line.lstrip().startswith("{") else "; for one sentence per line pass --format text"
         raise DataError.at(origin, f"invalid JSON: {error.msg}{hint}") from None
-    tokens = record.get("tokens") if isinstance(record, dict) else None
-    text = record.get("text") if isinstance(record, dict) else None
-    if isinstance(tokens, list) and tokens and all(isinstance(t, str) and t for t in tokens):
-        return Example(tokens=tokens, origin=origin, text=text if isinstance(text, str) else None)
-    if isinstance(text, str) and text.strip():
-        return Example(tokens=simple_tokenize(text), origin=origin, text=text)
-    raise DataError.at(origin, "needs a non-empty 'tokens' list or 'text' string")
+    first = _json_sentence(record, "tokens", "text", origin)
+    if first is None:
+        raise DataError.at(origin, "needs a non-empty 'tokens' list or 'text' string")
+    example = Example(tokens=first[0], origin=origin, text=first[1])
+    if isinstance(record, dict) and (record.get("tokens_pair") is not None or record.get("text_pair") is not None):
+        second = _json_sentence(record, "tokens_pair", "text_pair", origin)
+        if second is None:
+            raise DataError.at(origin, "a sentence pair needs a non-empty 'tokens_pair' list or 'text_pair' string")
+        example.tokens_pair, example.text_pair = second
+    return example
 
 
 STDIN = "<stdin>"

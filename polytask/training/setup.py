@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from polytask.config import ExperimentConfig
 from polytask.data.corpus import MultiTaskCorpus, load_corpus
+from polytask.errors import ConfigError
 from polytask.models.encoders import build_encoder
 from polytask.models.multitask import MultiTaskModel
 from polytask.tasks import build_task
@@ -23,17 +24,29 @@ class Experiment:
 
 
 def build_tasks(config: ExperimentConfig) -> dict[str, TaskType]:
+    """Every task's type; a sentence-pair source for a token task is a ConfigError naming its pair field."""
     tasks = {}
     for name, task in config.tasks.items():
         options = dict(task.options)
         if task.scheme is not None:
             options["scheme"] = task.scheme
         tasks[name] = build_task(task.type, name, **options)
+        if task.reads_pairs and tasks[name].level == "token":
+            source = task.sources()[0]
+            field = "text_pair_field" if source.text_pair_field is not None else "tokens_pair_field"
+            where = "data.0" if isinstance(task.data, list) else "data"
+            raise ConfigError(f"sentence pairs are for sentence-level tasks; {task.type} labels words",
+                              field=f"tasks.{name}.{where}.{field}")
     return tasks
 
 
+def head_level(config: ExperimentConfig, name: str, task: TaskType) -> str:
+    """``pair`` for a task reading sentence pairs, else its level (``MultiTaskModel`` picks the head by it)."""
+    return "pair" if config.tasks[name].reads_pairs else task.level
+
+
 def build_model(config: ExperimentConfig, encoder, tasks: dict[str, TaskType]) -> MultiTaskModel:
-    specs = {name: (task.level, task.output_size, config.head(name)) for name, task in tasks.items()}
+    specs = {name: (head_level(config, name, task), task.output_size, config.head(name)) for name, task in tasks.items()}
     decoders = {name: task.configure_decoder(config.head(name).decoder, config.head(name).constrained)
                 for name, task in tasks.items()}
     return MultiTaskModel(encoder, specs, {name: d for name, d in decoders.items() if d is not None})

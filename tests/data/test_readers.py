@@ -322,7 +322,7 @@ GOOD_THEN_BAD: dict[str, tuple[bytes, bytes]] = {
 def test_registry_names() -> None:
     assert set(READERS) == {"conll", "conllu", "lines", "tsv", "csv", "jsonl"}
     assert set(FIELDS) == set(READERS)
-    assert reader_options("jsonl") == ("text_field", "tokens_field", "encoding")
+    assert reader_options("jsonl") == ("text_field", "tokens_field", "text_pair_field", "tokens_pair_field", "encoding")
 
 
 @pytest.mark.parametrize("fmt", sorted(READERS))

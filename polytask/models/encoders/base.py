@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -20,10 +21,15 @@ __all__ = ["Encoder", "EncoderOutput", "Featurizer"]
 
 @dataclass
 class EncoderOutput:
-    """Word-aligned states of every layer and the mask of real (non-padding) words."""
+    """Word-aligned states of every layer and the mask of real (non-padding) words.
+
+    A sentence pair's words are its first sentence's, then its second's; ``segments`` [batch, words]
+    says which (0 or 1) when the batch holds a pair, and is None otherwise.
+    """
 
     layers: list[Tensor]
     mask: Tensor
+    segments: Tensor | None = None
 
 
 class Encoder(nn.Module, ABC):
@@ -35,6 +41,11 @@ class Encoder(nn.Module, ABC):
     """
 
     featurizer: Featurizer
+    pair_encoding: Literal["joint", "separate"] | None = None
+    """How the encoder reads sentence pairs: ``joint`` encodes both sentences as one input (a
+    transformer's pair encoding, the heads pool its states), ``separate`` encodes each sentence alone
+    and pair heads combine the two pooled vectors; None: it cannot read pairs. The featurizer then
+    takes ``featurizer(sentences, pairs)`` and sets ``segments``."""
     task_conditioned: bool = False
     """True when ``forward(**inputs, task=NAME)`` encodes differently per task (per-task adapters):
     the model then encodes once per task instead of once for all."""

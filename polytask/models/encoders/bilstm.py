@@ -31,8 +31,8 @@ class BiLSTMEncoder(WordLevelEncoder):
         """Word + character input (group 0), then each BiLSTM layer."""
         return [list(self.embed.parameters())] + [list(lstm.parameters()) for lstm in self.lstms]
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                shape_ids: Tensor | None = None) -> EncoderOutput:
+    def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                    shape_ids: Tensor | None = None) -> list[Tensor]:
         states = self.embed(word_ids, char_ids, shape_ids)
         layers = [states]
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
@@ -42,7 +42,7 @@ class BiLSTMEncoder(WordLevelEncoder):
             output, _ = pad_packed_sequence(output, batch_first=True, total_length=mask.shape[1])
             states = self.dropout(output)
             layers.append(states)
-        return EncoderOutput(layers=layers, mask=mask)
+        return layers
 
     def export_module(self) -> nn.Module:
         """The same encoder without packed sequences (which ``torch.export`` cannot trace), in eval mode."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polytask.models.encoders.base import EncoderOutput
 from polytask.models.encoders.words import WordLevelEncoder
 
 
@@ -32,8 +31,8 @@ class CNNEncoder(WordLevelEncoder):
             list(conv.parameters()) for conv in self.convs
         ]
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                shape_ids: Tensor | None = None) -> EncoderOutput:
+    def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                    shape_ids: Tensor | None = None) -> list[Tensor]:
         embedded = self.embed(word_ids, char_ids, shape_ids)
         layers = [embedded]
         keep = mask.unsqueeze(-1).to(embedded.dtype)
@@ -42,4 +41,4 @@ class CNNEncoder(WordLevelEncoder):
             update = torch.relu(conv(states.transpose(1, 2)).transpose(1, 2))
             states = (states + self.dropout(update)) * keep
             layers.append(states)
-        return EncoderOutput(layers=layers, mask=mask)
+        return layers

@@ -10,6 +10,7 @@ central window and pools each word's pieces. ``layers[0]`` is the embedding outp
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
-from polytask.data.pieces import window_arrays
+from polytask.data.pieces import PairTemplate, window_arrays
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
@@ -40,6 +41,20 @@ DEFAULT_CHUNK_ROWS = 16
 """Windows per transformer call when ``encoder.chunk_rows`` is not set."""
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 _UNUSED = re.compile(r"(?:^|\.)pooler\.")  # word states come from hidden states; the pooler never runs into a loss
+
+
+def pair_template(tokenizer: Any) -> PairTemplate:
+    """How ``tokenizer`` frames a sentence pair (its special tokens and token types), read off a pair it encodes."""
+    template = tokenizer([["x"]], [["y"]], is_split_into_words=True)
+    ids, sides = template["input_ids"][0], template.sequence_ids(0)
+    first = [k for k, side in enumerate(sides) if side == 0]
+    second = [k for k, side in enumerate(sides) if side == 1]
+    a, b = (first[0], first[-1] + 1), (second[0], second[-1] + 1)
+    types = None
+    if "token_type_ids" in getattr(tokenizer, "model_input_names", ()) and "token_type_ids" in template:
+        t = list(template["token_type_ids"][0])
+        types = (t[: a[0]], t[a[0]], t[a[1] : b[0]], t[b[0]], t[b[1] :])
+    return PairTemplate(list(ids[: a[0]]), list(ids[a[1] : b[0]]), list(ids[b[1] :]), types, capacity=0)
 
 
 def position_limit(tokenizer: Any, model_config: Any) -> int | None:
@@ -75,6 +90,13 @@ class TransformerFeaturizer(Featurizer):
         self.prefix, self.suffix = list(ids[:first]), list(ids[last + 1 :])
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.limit = position_limit(self.tokenizer, load_model_config(model))
+        self.pair_template = pair_template(self.tokenizer)
+
+    @property
+    def pair_capacity(self) -> int:
+        """Pieces of both sentences of a pair that fit in ``max_length`` besides the pair's special tokens."""
+        template = self.pair_template
+        return self.max_length - len(template.prefix) - len(template.middle) - len(template.suffix)
 
     def configure(self, max_length: int | None, window_stride: int | None) -> None:
         """Resolve the window length (default: the model's limit) and stride (default: half a window)."""
@@ -95,14 +117,33 @@ class TransformerFeaturizer(Featurizer):
     def fit(self, examples: Sequence[Example]) -> None:
         """Nothing to fit: the vocabulary is the pretrained tokenizer's."""
 
-    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+    def __call__(self, sentences: Sequence[Sequence[str]],
+                 pairs: Sequence[Sequence[str] | None] | None = None) -> dict[str, Tensor]:
+        """Windows of the sentences; a sentence pair is one input in the tokenizer's pair template (its
+        ``token_type_ids`` where the model has them), truncated longest-first to ``max_length``."""
         sentences = [list(s) for s in sentences]
         pieces = split_into_pieces(self.tokenizer, sentences, self.placeholder)
-        arrays = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride)
+        second: list[Any] | None = None
+        template = None
+        if pairs is not None and any(pair is not None for pair in pairs):
+            if self.pair_capacity < 2:
+                raise ConfigError(f"{self.max_length} positions leave no room for a sentence pair besides the "
+                                  f"model's {self.max_length - self.pair_capacity} special tokens",
+                                  field="encoder.max_length")
+            template = dataclasses.replace(self.pair_template, capacity=self.pair_capacity)
+            present = [i for i, pair in enumerate(pairs) if pair is not None]
+            split = split_into_pieces(self.tokenizer, [list(pairs[i]) for i in present], self.placeholder)
+            second = [None] * len(sentences)
+            for i, word_pieces in zip(present, split):
+                second[i] = word_pieces
+        arrays = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride, second,
+                               template)
         inputs = {name: torch.from_numpy(array) for name, array in arrays.items()}
         mask = inputs["mask"]
         if self.case_features:
-            inputs["shape_ids"] = shape_ids(sentences, mask.shape[1])
+            words = [s + list(pairs[i]) if second is not None and second[i] is not None else s
+                     for i, s in enumerate(sentences)]
+            inputs["shape_ids"] = shape_ids(words, mask.shape[1])
         return inputs
 
     def export_spec(self, directory: Any) -> dict[str, Any]:
@@ -141,8 +182,11 @@ class TransformerEncoder(Encoder):
     """A pretrained transformer (any ``AutoModel`` with hidden states), fine-tuned or adapted with LoRA.
 
     With ``adapters.per_task`` the encoder is task-conditioned: each task has its own LoRA adapter
-    and ``forward(..., task=NAME)`` encodes with it, so the model encodes once per task.
+    and ``forward(..., task=NAME)`` encodes with it, so the model encodes once per task. A sentence
+    pair is encoded jointly, as the model was pretrained to read pairs (``pair_encoding = "joint"``).
     """
+
+    pair_encoding = "joint"
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -227,7 +271,8 @@ class TransformerEncoder(Encoder):
             raise PolytaskError("ONNX export of an encoder with LoRA adapters is not supported yet")
         return TransformerExport(self).eval()
 
-    def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor) -> tuple[Tensor, Tensor]:
+    def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor,
+                        token_type_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Every layer's states of the windows, [layers, windows, length, dim], and ``piece_index`` into them.
 
         The windows run sorted by length in chunks of ``chunk_rows``, each cut to its own longest
@@ -239,33 +284,37 @@ class TransformerEncoder(Encoder):
         lengths = attention_mask.sum(1)
         if windows <= self.chunk_rows:
             used = max(int(lengths.max()), 1) if windows else width
+            types = {"token_type_ids": token_type_ids[:, :used]} if token_type_ids is not None else {}
             output = self.model(input_ids=input_ids[:, :used], attention_mask=attention_mask[:, :used],
-                                output_hidden_states=True)
+                                output_hidden_states=True, **types)
             return _pad_length(torch.stack(output.hidden_states), width), piece_index
         order = torch.argsort(lengths, stable=True)
         chunks = []
         for rows in order.split(self.chunk_rows):
             used = max(int(lengths[rows].max()), 1)
+            types = {"token_type_ids": token_type_ids[rows, :used]} if token_type_ids is not None else {}
             output = self.model(input_ids=input_ids[rows, :used], attention_mask=attention_mask[rows, :used],
-                                output_hidden_states=True)
+                                output_hidden_states=True, **types)
             chunks.append(_pad_length(torch.stack(output.hidden_states), width))
         position = torch.empty_like(order)
         position[order] = torch.arange(windows, device=order.device)  # window w is row position[w] of the sorted states
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
-                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None) -> EncoderOutput:
+                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None,
+                token_type_ids: Tensor | None = None, segments: Tensor | None = None) -> EncoderOutput:
         if self.task_conditioned:
             from polytask.models.encoders.adapters import activate
 
             if task is None:
                 raise ValueError("an encoder with per-task adapters needs forward(..., task=NAME)")
             activate(self.model, task)
-        hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index)
-        return self.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
+        hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index, token_type_ids)
+        return self.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids, segments)
 
     def words_from_windows(self, hidden: Tensor, piece_index: Tensor, word_start: Tensor, word_end: Tensor,
-                           mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
+                           mask: Tensor, shape_ids: Tensor | None = None,
+                           segments: Tensor | None = None) -> EncoderOutput:
         """Word states of every layer from the windows' states ``[layers, windows, length, dim]``."""
         pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
         words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
@@ -275,7 +324,7 @@ class TransformerEncoder(Encoder):
                 raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
             case = self.case(shape_ids).to(words.dtype) * mask.unsqueeze(-1).to(words.dtype)
             layers = [torch.cat([layer, case], dim=-1) for layer in layers]
-        return EncoderOutput(layers=layers, mask=mask)
+        return EncoderOutput(layers=layers, mask=mask, segments=segments)
 
 
 class TransformerExport(nn.Module):
