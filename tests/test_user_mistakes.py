@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import polytask
 from polytask.cli import app
-from polytask.errors import ConfigError, DataError, InputError, PolytaskError
+from polytask.errors import ConfigError, DataError, PolytaskError
 from tests.conftest import FIXTURES, tiny_config_dict
 
 CONLL = FIXTURES / "conll2000_tiny.txt"
