@@ -90,6 +90,8 @@ class TaskConfig(StrictModel):
     data: DataConfig | list[DataConfig] = Field(
         description="where the task's examples come from; a list merges several sources labelled for the task")
     scheme: Literal["iob1", "iob2", "bio", "iobes", "bioes"] | None = None
+    label_names: list[str] | None = Field(None, description="classification tasks: the names of integer label ids "
+                                                            "(id i is label_names[i]; datasets ClassLabel order)")
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(None, gt=0, description="per-task micro-batch size (default training.batch_size)")
 

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 from polytask.config import ExperimentConfig
 from polytask.data.corpus import MultiTaskCorpus, load_corpus
+from polytask.errors import ConfigError
 from polytask.models.encoders import build_encoder
 from polytask.models.multitask import MultiTaskModel
 from polytask.tasks import build_task
 from polytask.tasks.base import TaskType
+from polytask.tasks.registry import TASK_TYPES, task_options
 
 
 @dataclass
@@ -28,6 +30,11 @@ def build_tasks(config: ExperimentConfig) -> dict[str, TaskType]:
         options = dict(task.options)
         if task.scheme is not None:
             options["scheme"] = task.scheme
+        if task.label_names is not None:
+            if task.type in TASK_TYPES and "label_names" not in task_options(task.type):
+                raise ConfigError(f"label_names name class ids; task type {task.type!r} has no classes",
+                                  field=f"tasks.{name}.label_names")
+            options["label_names"] = task.label_names
         tasks[name] = build_task(task.type, name, **options)
     return tasks
 

@@ -1,6 +1,7 @@
 """JSON Lines: one JSON object per line, with the input text (or tokens) and one key per task.
 
-The most flexible format: labels keep their JSON type (string, number or list) for the task type to parse.
+The most flexible format: labels keep their JSON type (string, number, integer id or list) for the task
+type to parse.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from polytask.data.readers._text import iter_lines, no_examples, origin
 from polytask.data.tokenize import simple_tokenize
 from polytask.errors import DataError
 
+TOKENS_KEY = "tokens"
+"""The key read as the example's tokens when ``tokens_field`` is not set and an object has it."""
+
 
 def read_jsonl(
     path: Path,
@@ -26,8 +30,9 @@ def read_jsonl(
 ) -> list[Example]:
     """Read one example per non-blank line; ``fields`` maps each task to its key.
 
-    Tokens come from ``tokens_field`` (a list of strings) if given, else ``simple_tokenize`` of
-    ``text_field``. A missing key, ``null`` or ``""`` leaves the example unlabelled for that task.
+    Tokens come from ``tokens_field`` (a list of strings) if given, else from the object's ``tokens``
+    list when it has one (``TOKENS_KEY``), else ``simple_tokenize`` of ``text_field``. A missing key,
+    ``null`` or ``""`` leaves the example unlabelled for that task.
     """
     file = str(path)
     for task, key in fields.items():
@@ -50,21 +55,23 @@ def read_jsonl(
         text = record.get(text_field) if text_field is not None else None
         if text is not None and not isinstance(text, str):
             raise DataError(f"field {text_field!r} must be a string, got {text!r}", file=file, line=number)
-        if tokens_field is not None:
-            if tokens_field not in record:
-                raise DataError(f"missing field {tokens_field!r} (tokens_field)", file=file, line=number)
-            tokens = record[tokens_field]
+        tokens_key = tokens_field if tokens_field is not None else (TOKENS_KEY if TOKENS_KEY in record else None)
+        if tokens_key is not None:
+            if tokens_key not in record:
+                raise DataError(f"missing field {tokens_key!r} (tokens_field)", file=file, line=number)
+            tokens = record[tokens_key]
             if not isinstance(tokens, list) or not all(isinstance(t, str) and t for t in tokens):
                 raise DataError(
-                    f"field {tokens_field!r} must be a list of non-empty strings, got {tokens!r}",
+                    f"field {tokens_key!r} must be a list of non-empty strings, got {tokens!r}",
                     file=file,
                     line=number,
                 )
             if not tokens:
-                raise DataError(f"empty token list in field {tokens_field!r}", file=file, line=number)
+                raise DataError(f"empty token list in field {tokens_key!r}", file=file, line=number)
         else:
             if text_field not in record:
-                raise DataError(f"missing field {text_field!r} (text_field)", file=file, line=number)
+                raise DataError(f"missing field {text_field!r} (text_field) and no {TOKENS_KEY!r} list", file=file,
+                                line=number)
             if not text or not text.strip():
                 raise DataError(f"empty text in field {text_field!r}", file=file, line=number)
             tokens = simple_tokenize(text)
