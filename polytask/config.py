@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_serializer,
     model_validator,
@@ -32,6 +33,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+IN_MEMORY = "<in-memory"
+"""How a JSON dump of the config names a dataset passed in memory (``data.dataset``)."""
+
+
 class SplitConfig(StrictModel):
     """Fractions carved from ``train`` (seeded, deterministic) for the splits a corpus lacks."""
 
@@ -43,7 +48,12 @@ class SplitConfig(StrictModel):
 class DataConfig(StrictModel):
     """Where a task's examples come from. Tasks with the same source share examples."""
 
-    format: Literal["conll", "conllu", "lines", "tsv", "csv", "jsonl", "synthetic"]
+    format: Literal["conll", "conllu", "lines", "tsv", "csv", "jsonl", "hf", "synthetic"]
+    dataset: Any = Field(None, description="format 'hf': a save_to_disk directory, a folder of data files, or "
+                                           "(Python API) a datasets.Dataset / DatasetDict; its splits are read by name")
+    split_names: dict[Literal["train", "dev", "test"], str] | None = Field(
+        None, description="format 'hf' with 'dataset': the dataset's split read as train / dev / test "
+                          "(default: train; validation, dev or valid; test)")
     train: str | None = None
     dev: str | None = None
     test: str | None = None
@@ -58,13 +68,42 @@ class DataConfig(StrictModel):
     max_train: int | None = Field(None, gt=0, description="use a seeded random N of the training examples (corpus order kept)")
     max_eval: int | None = Field(None, gt=0, description="use a seeded random N of the dev and test examples")
 
+    @field_validator("dataset")
+    @classmethod
+    def _a_dataset(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            if isinstance(value, str) and value.startswith(IN_MEMORY):
+                raise ValueError("this config was written from a dataset passed in memory, which YAML cannot "
+                                 "hold: pass the Dataset object again, or save_to_disk(DIR) it and give DIR")
+            return value
+        if isinstance(value, Path):
+            return str(value)
+        if type(value).__module__.split(".")[0] != "datasets" or type(value).__name__ not in ("Dataset", "DatasetDict"):
+            raise ValueError(f"expected a path or a datasets.Dataset / DatasetDict, got {type(value).__name__}")
+        return value
+
+    @field_serializer("dataset")
+    def _dataset_as_text(self, value: Any, info: Any) -> Any:
+        """JSON dumps name an in-memory dataset (``training.run_dir`` saves it and writes its path instead)."""
+        if value is None or isinstance(value, str) or info.mode == "python":
+            return value
+        return f"{IN_MEMORY} {type(value).__name__}>"
+
     @model_validator(mode="after")
     def _has_source(self) -> DataConfig:
+        if self.format != "hf" and (self.dataset is not None or self.split_names is not None):
+            raise ValueError("'dataset' and 'split_names' are options of format 'hf'")
         if self.format == "lines":
             if not self.files:
                 raise ValueError("format 'lines' needs 'files' (label -> file)")
         elif self.format == "synthetic":
             pass
+        elif self.format == "hf":
+            if (self.dataset is None) == (not self.train):
+                raise ValueError("format 'hf' needs 'dataset' (read by split name) or 'train' (and 'dev', 'test'), "
+                                 "one of the two")
+            if self.split_names is not None and self.dataset is None:
+                raise ValueError("'split_names' names the splits of 'dataset'")
         elif not self.train:
             raise ValueError(f"format '{self.format}' needs 'train'")
         if self.format != "lines" and self.column is None:
@@ -75,12 +114,19 @@ class DataConfig(StrictModel):
         """Identity of the underlying corpus: tasks with equal keys read one shared set of examples."""
         import json
 
-        return tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in self.model_dump().items() if k != "column")
+        values = self.model_dump()
+        if values["dataset"] is not None and not isinstance(values["dataset"], str):
+            values["dataset"] = f"{IN_MEMORY} {id(self.dataset)}>"  # the same object, not an equal-looking one
+        return tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in values.items() if k != "column")
 
     def paths(self) -> dict[str, str]:
-        named = {k: getattr(self, k) for k in ("train", "dev", "test") if getattr(self, k)}
+        named = {k: getattr(self, k) for k in ("dataset", "train", "dev", "test") if isinstance(getattr(self, k), str)}
         named.update({f"files.{label}": path for label, path in (self.files or {}).items()})
         return named
+
+    def path_exists(self, path: str) -> bool:
+        """Whether ``path`` can be read: a file, or for format 'hf' also a directory (``save_to_disk``, data files)."""
+        return Path(path).is_file() or (self.format == "hf" and Path(path).is_dir())
 
 
 class TaskConfig(StrictModel):
@@ -463,8 +509,10 @@ def validate_config(data: Any, file: str | None = None, check_files: bool = True
             for key, path in data.paths().items():
                 field = f"{prefix}.{key}"
                 resolved = expand_path(path, field, file)
-                if check_files and not Path(resolved).is_file():
-                    raise ConfigError(f"file not found: {resolved}", field=field, file=file)
+                if check_files and not data.path_exists(resolved):
+                    hint = (" (format 'hf' reads local datasets only: save a hub dataset with "
+                            "load_dataset(...).save_to_disk(DIR))") if data.format == "hf" else ""
+                    raise ConfigError(f"file not found: {resolved}{hint}", field=field, file=file)
                 if key.startswith("files."):
                     data.files[key.split(".", 1)[1]] = resolved
                 else:
@@ -493,11 +541,30 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bo
     return validate_config(data, file=str(path), check_files=check_files)
 
 
-def resolve_config(config: str | Path | ExperimentConfig, overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """A YAML config file (as ``load_config`` reads it) or an ``ExperimentConfig``, with ``overrides`` applied."""
+def _sections_copied(data: Any) -> Any:
+    """A copy of the config's nested dicts and lists (overrides must not change the caller's); other values shared.
+
+    Only plain dicts are sections: a ``datasets.DatasetDict`` (a dict subclass) is a value.
+    """
+    if type(data) is dict:
+        return {key: _sections_copied(value) for key, value in data.items()}
+    if type(data) is list:
+        return [_sections_copied(value) for value in data]
+    return data
+
+
+def resolve_config(config: str | Path | Mapping[str, Any] | ExperimentConfig,
+                   overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """A YAML config file (as ``load_config`` reads it), a config mapping or an ``ExperimentConfig``, with ``overrides``.
+
+    A mapping or an ``ExperimentConfig`` may hold objects a YAML file cannot, such as a ``datasets.Dataset``
+    as ``data.dataset``; they are kept as they are.
+    """
     overrides = list(overrides)
+    if isinstance(config, Mapping):
+        return validate_config(apply_overrides(_sections_copied(config), overrides))
     if not isinstance(config, ExperimentConfig):
         return load_config(config, overrides)
     if not overrides:
         return config
-    return validate_config(apply_overrides(config.model_dump(mode="json"), overrides))
+    return validate_config(apply_overrides(config.model_dump(), overrides))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
 from polytask.config import read_yaml, validate_config
 from polytask.errors import PolytaskError
 from polytask.training.setup import Experiment, build_model, build_tasks
@@ -40,7 +42,10 @@ class RunDirectory:
         return self
 
     def save_setup(self, experiment: Experiment) -> None:
-        (self.path / CONFIG).write_text(experiment.config.to_yaml())
+        """The resolved config (a dataset passed in memory kept beside it), the vocabularies and label spaces."""
+        from polytask.data.readers.hf import config_dump
+
+        (self.path / CONFIG).write_text(yaml.safe_dump(config_dump(experiment.config, self.path), sort_keys=False))
         for name, data in setup_files(experiment).items():
             write_json(self.path / name, data)
 
