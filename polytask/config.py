@@ -316,6 +316,10 @@ class TrainingConfig(StrictModel):
     clip_norm: float | None = Field(5.0, gt=0)
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (null: torch's default)")
     log_every: int = Field(10, ge=1, description="write step diagnostics to metrics.jsonl every N steps")
+    loggers: list[str] = Field(default_factory=list, description="experiment trackers fed every metrics.jsonl record "
+                                                                 "(on rank 0): tensorboard | mlflow | wandb")
+    logger_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="each logger's options, e.g. "
+                                                      "{mlflow: {tracking_uri: http://127.0.0.1:5000}}")
     checkpoint_every: int | None = Field(None, gt=0, description="also save a resumable checkpoint every N steps "
                                                                 "(one is always saved at the end of each epoch)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
