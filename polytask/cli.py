@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polytask._version import __version__
 from polytask.errors import PolytaskError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -37,6 +38,20 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def print_version(value: bool) -> None:
+    if value:
+        console.print(f"polytask {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                          help="print polytask's version and exit")] = False,
+) -> None:
+    """polytask: train one shared-encoder model on several tasks at once."""
 
 
 MODELS, EVIDENCE, REFERENCE = "Train and use a model", "Evidence", "Reference and demo"  # --help panels

@@ -8,7 +8,6 @@ field and where its value came from (``file:line``, or the ``--set`` that gave i
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_serializer,
     model_validator,
@@ -45,6 +45,10 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+IN_MEMORY = "<in-memory"
+"""How a JSON dump of the config names a dataset passed in memory (``data.dataset``)."""
+
+
 class SplitConfig(StrictModel):
     """Fractions carved from ``train`` (seeded, deterministic) for the splits a corpus lacks."""
 
@@ -60,7 +64,12 @@ PAIR_FORMATS = ("tsv", "csv", "jsonl")
 class DataConfig(StrictModel):
     """Where a task's examples come from. Tasks with the same source share examples."""
 
-    format: Literal["conll", "conllu", "lines", "tsv", "csv", "jsonl", "synthetic"]
+    format: Literal["conll", "conllu", "lines", "tsv", "csv", "jsonl", "hf", "synthetic"]
+    dataset: Any = Field(None, description="format 'hf': a save_to_disk directory, a folder of data files, or "
+                                           "(Python API) a datasets.Dataset / DatasetDict; its splits are read by name")
+    split_names: dict[Literal["train", "dev", "test"], str] | None = Field(
+        None, description="format 'hf' with 'dataset': the dataset's split read as train / dev / test "
+                          "(default: train; validation, dev or valid; test)")
     train: str | None = None
     dev: str | None = None
     test: str | None = None
@@ -81,13 +90,42 @@ class DataConfig(StrictModel):
     max_train: int | None = Field(None, gt=0, description="use a seeded random N of the training examples (corpus order kept)")
     max_eval: int | None = Field(None, gt=0, description="use a seeded random N of the dev and test examples")
 
+    @field_validator("dataset")
+    @classmethod
+    def _a_dataset(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            if isinstance(value, str) and value.startswith(IN_MEMORY):
+                raise ValueError("this config was written from a dataset passed in memory, which YAML cannot "
+                                 "hold: pass the Dataset object again, or save_to_disk(DIR) it and give DIR")
+            return value
+        if isinstance(value, Path):
+            return str(value)
+        if type(value).__module__.split(".")[0] != "datasets" or type(value).__name__ not in ("Dataset", "DatasetDict"):
+            raise ValueError(f"expected a path or a datasets.Dataset / DatasetDict, got {type(value).__name__}")
+        return value
+
+    @field_serializer("dataset")
+    def _dataset_as_text(self, value: Any, info: Any) -> Any:
+        """JSON dumps name an in-memory dataset (``training.run_dir`` saves it and writes its path instead)."""
+        if value is None or isinstance(value, str) or info.mode == "python":
+            return value
+        return f"{IN_MEMORY} {type(value).__name__}>"
+
     @model_validator(mode="after")
     def _has_source(self) -> DataConfig:
+        if self.format != "hf" and (self.dataset is not None or self.split_names is not None):
+            raise ValueError("'dataset' and 'split_names' are options of format 'hf'")
         if self.format == "lines":
             if not self.files:
                 raise ValueError("format 'lines' needs 'files' (label -> file)")
         elif self.format == "synthetic":
             pass
+        elif self.format == "hf":
+            if (self.dataset is None) == (not self.train):
+                raise ValueError("format 'hf' needs 'dataset' (read by split name) or 'train' (and 'dev', 'test'), "
+                                 "one of the two")
+            if self.split_names is not None and self.dataset is None:
+                raise ValueError("'split_names' names the splits of 'dataset'")
         elif not self.train:
             raise ValueError(f"format '{self.format}' needs 'train'")
         if self.format != "lines" and self.column is None:
@@ -109,7 +147,10 @@ class DataConfig(StrictModel):
         """Identity of the underlying corpus: tasks with equal keys read one shared set of examples."""
         import json
 
-        return tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in self.model_dump().items() if k != "column")
+        values = self.model_dump()
+        if values["dataset"] is not None and not isinstance(values["dataset"], str):
+            values["dataset"] = f"{IN_MEMORY} {id(self.dataset)}>"  # the same object, not an equal-looking one
+        return tuple((k, json.dumps(v, sort_keys=True, default=str)) for k, v in values.items() if k != "column")
 
     @field_validator("column", mode="before")
     @classmethod
@@ -119,9 +160,13 @@ class DataConfig(StrictModel):
         raise ValueError(f"must be a column index (conll) or a column/field name, not {value!r}")
 
     def paths(self) -> dict[str, str]:
-        named = {k: getattr(self, k) for k in ("train", "dev", "test") if getattr(self, k)}
+        named = {k: getattr(self, k) for k in ("dataset", "train", "dev", "test") if isinstance(getattr(self, k), str)}
         named.update({f"files.{label}": path for label, path in (self.files or {}).items()})
         return named
+
+    def path_exists(self, path: str) -> bool:
+        """Whether ``path`` can be read: a file, or for format 'hf' also a directory (``save_to_disk``, data files)."""
+        return Path(path).is_file() or (self.format == "hf" and Path(path).is_dir())
 
 
 class TaskConfig(StrictModel):
@@ -131,6 +176,8 @@ class TaskConfig(StrictModel):
     data: DataConfig | list[DataConfig] = Field(
         description="where the task's examples come from; a list merges several sources labelled for the task")
     scheme: Literal["iob1", "iob2", "bio", "iobes", "bioes"] | None = None
+    label_names: list[str] | None = Field(None, description="classification tasks: the names of integer label ids "
+                                                            "(id i is label_names[i]; datasets ClassLabel order)")
     options: dict[str, Any] = Field(default_factory=dict)
     batch_size: int | None = Field(None, gt=0, description="per-task micro-batch size (default training.batch_size)")
 
@@ -327,6 +374,10 @@ class TrainingConfig(StrictModel):
     clip_norm: float | None = Field(5.0, gt=0)
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (null: torch's default)")
     log_every: int = Field(10, ge=1, description="write step diagnostics to metrics.jsonl every N steps")
+    loggers: list[str] = Field(default_factory=list, description="experiment trackers fed every metrics.jsonl record "
+                                                                 "(on rank 0): tensorboard | mlflow | wandb")
+    logger_options: dict[str, dict[str, Any]] = Field(default_factory=dict, description="each logger's options, e.g. "
+                                                      "{mlflow: {tracking_uri: http://127.0.0.1:5000}}")
     checkpoint_every: int | None = Field(None, gt=0, description="also save a resumable checkpoint every N steps "
                                                                 "(one is always saved at the end of each epoch)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
@@ -581,13 +632,18 @@ def _checked_paths(config: ExperimentConfig, file: str | None,
     """Expand every path field in place (``${VAR}``, ``~``, absolute); the problems (unset variables, missing files)."""
     problems: list[tuple[tuple[str, ...], str]] = []
 
-    def resolve(path: str, field: str) -> str:
+    def resolve(path: str, field: str, data: DataConfig | None = None) -> str:
         try:
             resolved = expand_path(path, field, file)
         except ConfigError as error:
             problems.append((tuple(field.split(".")), error.problems[0].message))
             return path
-        problem = not_a_file(resolved) if check_files else None
+        problem = None
+        if check_files and not (data is not None and data.path_exists(resolved)):
+            problem = not_a_file(resolved)
+            if problem and data is not None and data.format == "hf":
+                problem = (f"not found: {resolved} (format 'hf' reads local datasets only: save a hub dataset with "
+                           "load_dataset(...).save_to_disk(DIR))")
         if problem:
             problems.append((tuple(field.split(".")), problem))
         return resolved
@@ -599,7 +655,7 @@ def _checked_paths(config: ExperimentConfig, file: str | None,
         for index, data in enumerate(task.sources()):
             prefix = f"tasks.{name}.data" + (f".{index}" if isinstance(task.data, list) else "")
             for key, path in data.paths().items():
-                resolved = resolve(path, f"{prefix}.{key}")
+                resolved = resolve(path, f"{prefix}.{key}", data)
                 if key.startswith("files."):
                     data.files[key.split(".", 1)[1]] = resolved
                 else:
@@ -709,18 +765,34 @@ def load_config(path: str | Path, overrides: Iterable[str] = (), check_files: bo
     return validate_config(data, file=str(path), check_files=check_files, overrides=applied, lines=yaml_lines(path))
 
 
+def _sections_copied(data: Any) -> Any:
+    """A copy of the config's nested dicts and lists (overrides must not change the caller's); other values shared.
+
+    Only plain dicts are sections: a ``datasets.DatasetDict`` (a dict subclass) is a value.
+    """
+    if type(data) is dict:
+        return {key: _sections_copied(value) for key, value in data.items()}
+    if type(data) is list:
+        return [_sections_copied(value) for value in data]
+    return data
+
+
 def resolve_config(config: str | os.PathLike | Mapping[str, Any] | ExperimentConfig,
                    overrides: Iterable[str] = ()) -> ExperimentConfig:
-    """A YAML config file (as ``load_config`` reads it), a config mapping or an ``ExperimentConfig``, with ``overrides``."""
+    """A YAML config file (as ``load_config`` reads it), a config mapping or an ``ExperimentConfig``, with ``overrides``.
+
+    A mapping or an ``ExperimentConfig`` may hold objects a YAML file cannot, such as a ``datasets.Dataset``
+    as ``data.dataset``; they are kept as they are.
+    """
     overrides = list(overrides)
     if isinstance(config, (str, os.PathLike)):
         return load_config(config, overrides)
     if isinstance(config, ExperimentConfig):
         if not overrides:
             return config
-        data = config.model_dump(mode="json")
+        data = config.model_dump()
     elif isinstance(config, Mapping):
-        data = copy.deepcopy(dict(config))
+        data = _sections_copied(dict(config))
     else:
         raise ConfigError(f"a config is a YAML file path, a mapping or an ExperimentConfig, not "
                           f"{type(config).__name__}")

@@ -91,6 +91,10 @@ def _read_source(source: Source) -> dict[str, list[Example]]:
 
         fields = dict(source.columns)
         splits = generate_splits(fields, **(data.synthetic or {}))
+    elif data.format == "hf":
+        from polytask.data.readers.hf import read_hf_splits
+
+        splits = read_hf_splits(data, dict(source.columns))
     elif data.format == "lines":
         if len(source.tasks) > 1:
             raise ConfigError("format 'lines' gives one label per file: it serves one task", field=f"tasks.{source.tasks[1]}.data")

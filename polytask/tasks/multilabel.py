@@ -16,6 +16,7 @@ from torch import Tensor
 from polytask.data.example import Example
 from polytask.errors import DataError
 from polytask.tasks.base import Level, TaskType
+from polytask.tasks.label_names import label_name, label_names_option
 from polytask.tasks.metrics import exact_match, multilabel_micro_f1
 from polytask.tasks.sequence_classification import ClassIndex, fitted_labels
 
@@ -28,7 +29,8 @@ class MultiLabel(TaskType):
     """A set of classes per sentence, trained with binary cross-entropy on logits.
 
     Options: ``separator`` (default ``","``) splits a string label (``""`` means no class);
-    ``threshold`` (default 0.5) is the probability at or above which a class is predicted.
+    ``threshold`` (default 0.5) is the probability at or above which a class is predicted;
+    ``label_names`` names integer class ids (id ``i`` is ``label_names[i]``).
     Metrics ``micro_f1`` (primary) and ``exact_match``, both percent, higher is better.
 
     Without an explicit ``separator``, a class name holding another usual separator (``;``,
@@ -40,7 +42,8 @@ class MultiLabel(TaskType):
     level: ClassVar[Level] = "sequence"
     metric_directions: ClassVar[dict[str, bool]] = {"micro_f1": True, "exact_match": True}
 
-    def __init__(self, name: str, *, separator: str | None = None, threshold: float = 0.5) -> None:
+    def __init__(self, name: str, *, separator: str | None = None, threshold: float = 0.5,
+                 label_names: Sequence[str] | None = None) -> None:
         super().__init__(name)
         if separator is not None and (not isinstance(separator, str) or not separator):
             raise ValueError(f"option 'separator' must be a non-empty string, got {separator!r}")
@@ -48,6 +51,7 @@ class MultiLabel(TaskType):
             raise ValueError(f"option 'threshold' must be a number strictly between 0 and 1, got {threshold!r}")
         self.separator, self.threshold = separator or DEFAULT_SEPARATOR, float(threshold)
         self.separator_given = separator is not None
+        self.label_names = label_names_option(label_names)
         self._classes: ClassIndex | None = None
 
     # --- label space -------------------------------------------------------------------
@@ -80,11 +84,12 @@ class MultiLabel(TaskType):
     def parse_label(self, raw: Any, origin: str) -> list[str]:
         """A sorted, duplicate-free list of class names, from a list or a separated string."""
         if isinstance(raw, str):
-            names = [] if not raw.strip() else [part.strip() for part in raw.split(self.separator)]
+            parts = [] if not raw.strip() else [part.strip() for part in raw.split(self.separator)]
+            names = [label_name(part, self.label_names, self.name, origin) for part in parts]
             if not self.separator_given:
                 self._check_separator(names, origin)
         elif isinstance(raw, (list, tuple)):
-            names = list(raw)
+            names = [label_name(name, self.label_names, self.name, origin) for name in raw]
         else:
             raise DataError.at(origin, f"task {self.name!r}: labels must be a list or a string, got {type(raw).__name__}")
         for name in names:

@@ -171,6 +171,7 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     also written to ``out/retention.json``.
     """
     from polytask.data.corpus import load_corpus
+    from polytask.training.loggers import build_loggers
     from polytask.training.run_dir import CONFIG, RunDirectory, load_run, write_json
     from polytask.training.setup import Experiment, build_tasks
     from polytask.training.trainer import Trainer, build_summary
@@ -201,7 +202,9 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
             for parameter in model.task_parameters(task).values():
                 parameter.requires_grad_(False)
     training_tasks = {t: tasks[t] for t in (old + new if replay > 0 else new)}
-    trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console)
+    loggers = build_loggers(config, out)
+    trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console,
+                      callbacks=loggers)
     run_dir.create()  # after the trainer is built: a mistake found there leaves no half-made run directory
     run_dir.save_setup(Experiment(config, tasks, model))
     summary = trainer.fit()

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from polytask.config import ExperimentConfig
 from polytask.training.callbacks import Callback
+from polytask.training.loggers import build_loggers
 from polytask.training.run_dir import RunDirectory
 from polytask.training.setup import Experiment, build_experiment
 from polytask.training.trainer import Trainer
@@ -50,8 +51,10 @@ def train_experiment(config: ExperimentConfig, out: str | Path | None = None, *,
         overwrite = True  # it failed before its first checkpoint: train it again
     parallel = init_process_group(config.training.device)
     run_dir = RunDirectory(out, overwrite=overwrite) if out is not None and parallel.main else None
+    loggers = build_loggers(config, out, main=parallel.main)  # names, options and extras checked before any write
     experiment = build_experiment(config)
-    trainer = Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks, parallel=parallel)
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, callbacks=[*callbacks, *loggers],
+                      parallel=parallel)
     if run_dir is not None:
         run_dir.create()
         run_dir.save_setup(experiment)
@@ -98,7 +101,8 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
                                 "since the run started, or the run was not made by polytask train)")
     parallel = init_process_group(config.training.device)
     run_dir = RunDirectory.existing(run)
-    trainer = Trainer(experiment, run_dir, progress=progress, console=console, parallel=parallel)
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, parallel=parallel,
+                      callbacks=build_loggers(config, run, main=parallel.main))
     # rank 0 also cuts metrics.jsonl back to the checkpoint; the other ranks only read it
     trainer.load_checkpoint(run_dir.load_checkpoint() if parallel.main else load_tensors(run / CHECKPOINT))
     return trainer.fit()

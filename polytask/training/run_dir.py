@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from polytask._version import __version__
 from polytask.config import read_yaml, validate_config
 from polytask.errors import PolytaskError
 from polytask.training.setup import Experiment, build_model, build_tasks
 
 if TYPE_CHECKING:
     import torch
+
+VERSION_COMMENT = "# written by polytask "
+"""The first line of a run's config.yaml, before the version that wrote it (a YAML comment: readers skip it)."""
 
 CONFIG, MODEL, LABELS, VOCAB, METRICS, SUMMARY, CHECKPOINT = (
     "config.yaml", "model.safetensors", "labels.json", "vocab.json", "metrics.jsonl", "summary.json", "checkpoint.pt")
@@ -40,7 +46,11 @@ class RunDirectory:
         return self
 
     def save_setup(self, experiment: Experiment) -> None:
-        (self.path / CONFIG).write_text(experiment.config.to_yaml())
+        """The resolved config (a dataset passed in memory kept beside it), the vocabularies and label spaces."""
+        from polytask.data.readers.hf import config_dump
+
+        dump = yaml.safe_dump(config_dump(experiment.config, self.path), sort_keys=False)
+        (self.path / CONFIG).write_text(f"{VERSION_COMMENT}{__version__}\n{dump}")
         for name, data in setup_files(experiment).items():
             write_json(self.path / name, data)
 

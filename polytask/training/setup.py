@@ -11,6 +11,7 @@ from polytask.models.encoders import build_encoder
 from polytask.models.multitask import MultiTaskModel
 from polytask.tasks import build_task
 from polytask.tasks.base import TaskType
+from polytask.tasks.registry import TASK_TYPES, task_options
 
 
 @dataclass
@@ -30,6 +31,11 @@ def build_tasks(config: ExperimentConfig) -> dict[str, TaskType]:
         options = dict(task.options)
         if task.scheme is not None:
             options["scheme"] = task.scheme
+        if task.label_names is not None:
+            if task.type in TASK_TYPES and "label_names" not in task_options(task.type):
+                raise ConfigError(f"label_names name class ids; task type {task.type!r} has no classes",
+                                  field=f"tasks.{name}.label_names")
+            options["label_names"] = task.label_names
         tasks[name] = build_task(task.type, name, **options)
         if task.reads_pairs and tasks[name].level == "token":
             source = task.sources()[0]

@@ -34,6 +34,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from polytask._version import __version__
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.registry import build_balancer
@@ -237,6 +238,26 @@ class Trainer:
         With a run directory, a checkpoint is saved at the end of every epoch (and every
         ``training.checkpoint_every`` steps): ``polytask resume`` continues from it exactly.
         """
+        for callback in self.callbacks:
+            callback.before_fit(self)
+        summary = None
+        try:
+            summary = self._fit()
+        finally:
+            for callback in self.callbacks:
+                callback.after_fit(self, summary)
+        return summary
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """One metrics record: appended to ``metrics.jsonl`` and handed to the callbacks, on rank 0."""
+        if not self.parallel.main:
+            return
+        if self.writer:
+            self.writer.log(record)
+        for callback in self.callbacks:
+            callback.on_record(self, record)
+
+    def _fit(self) -> dict[str, Any]:
         training = self.config.training
         started = time.perf_counter() - self.elapsed
         epochs = math.ceil(self.total_steps / self.steps_per_epoch)
@@ -258,10 +279,10 @@ class Trainer:
                             continue
                         previous = self.running.get(task)
                         self.running[task] = value if previous is None else 0.95 * previous + 0.05 * value
-                    if self.writer and (self.step % training.log_every == 0 or self.step == 1 or record.get("skipped")):
-                        self.writer.log({"kind": "step", "step": self.step, "epoch": epoch,
-                                          "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present,
-                                          "seen": dict(self.steps.seen), **record})
+                    if self.step % training.log_every == 0 or self.step == 1 or record.get("skipped"):
+                        self._record({"kind": "step", "step": self.step, "epoch": epoch,
+                                      "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present,
+                                      "seen": dict(self.steps.seen), **record})
                     progress.update(bar, advance=1, losses=self._progress_text(self.running))
                     every = training.checkpoint_every
                     if every and self.step % every == 0 and self.step < epoch_end:
@@ -271,8 +292,7 @@ class Trainer:
                 improved = score > self.best["score"]
                 record = {"kind": "eval", "split": "dev", "epoch": epoch, "step": self.step, "tasks": dev,
                           "score": score, "best": improved, "seconds": time.perf_counter() - started}
-                if self.writer:
-                    self.writer.log(record)
+                self._record(record)
                 if self.on_epoch:
                     self.on_epoch(record)
                 self._print_epoch(progress, epoch, dev, score, improved)
@@ -295,8 +315,8 @@ class Trainer:
             self.run_dir.load_weights(self.model)
         seconds = time.perf_counter() - started
         test = self.evaluate("test")
-        if self.writer and test:
-            self.writer.log({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "tasks": test})
+        if test:
+            self._record({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "step": self.step, "tasks": test})
         summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
         summary["skipped_steps"] = self.skipped
         if self.writer:
@@ -356,8 +376,7 @@ class Trainer:
 
     def _log_unfreezing(self, progress: Progress, epoch: int) -> None:
         groups = self.freezer.trainable
-        if self.writer:
-            self.writer.log({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
+        self._record({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
         self._say(progress, f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
 
     def _progress(self) -> Progress:
@@ -391,11 +410,14 @@ def _count(n: int) -> str:
 
 
 def build_summary(dev: dict, test: dict, best_epoch: int, seconds: float, steps: int, seen: dict) -> dict[str, Any]:
-    """``{"tasks": {TASK: {METRIC: {"dev": x, "test": y}}}, "best_epoch": n, "train_seconds": s, ...}``."""
+    """``{"tasks": {TASK: {METRIC: {"dev": x, "test": y}}}, "best_epoch": n, "train_seconds": s, ...}``.
+
+    ``polytask_version`` records the polytask that trained the run.
+    """
     tasks: dict[str, dict[str, dict[str, float | None]]] = {}
     for task in sorted(set(dev) | set(test)):
         metrics = sorted(set(dev.get(task, {})) | set(test.get(task, {})))
         tasks[task] = {m: {"dev": dev.get(task, {}).get(m), "test": test.get(task, {}).get(m)} for m in metrics}
     return {"tasks": tasks, "best_epoch": best_epoch, "train_seconds": round(seconds, 2), "steps": steps,
-            "examples_seen": dict(seen)}
+            "examples_seen": dict(seen), "polytask_version": __version__}
 

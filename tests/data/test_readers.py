@@ -269,6 +269,19 @@ def test_jsonl_tokens_field(tmp_path: Path) -> None:
     assert example.text is None
 
 
+def test_jsonl_reads_a_tokens_list_without_tokens_field(tmp_path: Path) -> None:
+    """A ``tokens`` list is the input when ``tokens_field`` is not set (over ``text``, which is kept); else the text."""
+    path = _write(tmp_path, "ner.jsonl", '{"tokens": ["New", "York"], "ner": ["B-LOC", "I-LOC"]}\n'
+                                         '{"text": "New York-based", "tokens": ["New", "York-based"], "ner": ["O", "O"]}\n'
+                                         '{"text": "He left.", "ner": ["O", "O", "O"]}\n')
+    first, second, third = read_examples("jsonl", path, {"ner": "ner"})
+    assert (first.tokens, first.text, first.labels) == (["New", "York"], None, {"ner": ["B-LOC", "I-LOC"]})
+    assert (second.tokens, second.text) == (["New", "York-based"], "New York-based")
+    assert third.tokens == ["He", "left", "."]
+    message = _data_error("jsonl", _write(tmp_path, "bad.jsonl", '{"tokens": "New York", "ner": ["O"]}\n'), {"ner": "ner"})
+    assert f"{tmp_path / 'bad.jsonl'}:1" in message and "'tokens' must be a list of non-empty strings" in message
+
+
 @pytest.mark.parametrize(
     "line,options,expected",
     [

@@ -197,7 +197,8 @@ def test_multilabel_parse_label() -> None:
     assert task.parse_label("sport, politics", ORIGIN) == ["politics", "sport"]
     assert task.parse_label("", ORIGIN) == [] and task.parse_label(["b", "a", "b"], ORIGIN) == ["a", "b"]
     assert MultiLabel("topics", separator="|").parse_label("a|b,c", ORIGIN) == ["a", "b,c"]
-    for raw in ("a,,b", 3, ["a", 1]):
+    assert task.parse_label(["a", 1], ORIGIN) == ["1", "a"]  # an integer class id is its digits (no label_names)
+    for raw in ("a,,b", 3, ["a", 1.5]):
         with pytest.raises(DataError, match="data/train.jsonl:17: task 'topics'"):
             task.parse_label(raw, ORIGIN)
 

@@ -128,7 +128,15 @@ def job_runs(payload: dict[str, Any]) -> dict[str, Any]:
     return {"straight": straight, "resumed": resumed}
 
 
-JOBS = {"cases": job_cases, "runs": job_runs}
+def job_logged_run(payload: dict[str, Any]) -> dict[str, Any]:
+    """A run with ``training.loggers`` on every rank (each rank would write its own event file if it logged)."""
+    from polytask.config import validate_config
+    from polytask.training.run import train_run
+
+    return {"summary": train_run(validate_config(payload["config"]), payload["out"], progress=False)}
+
+
+JOBS = {"cases": job_cases, "runs": job_runs, "logged_run": job_logged_run}
 
 
 def spawn(job: str, payload: Any, out: Path, world: int = 2) -> list[dict[str, Any]]:

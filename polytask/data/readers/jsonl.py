@@ -1,6 +1,7 @@
 """JSON Lines: one JSON object per line, with the input text (or tokens) and one key per task.
 
-The most flexible format: labels keep their JSON type (string, number or list) for the task type to parse.
+The most flexible format: labels keep their JSON type (string, number, integer id or list) for the task
+type to parse.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from polytask.data.readers._text import iter_lines, no_examples, origin
 from polytask.data.tokenize import simple_tokenize
 from polytask.errors import DataError
 
+TOKENS_KEY = "tokens"
+"""The key read as the example's tokens when ``tokens_field`` is not set and an object has it."""
+
 
 def read_jsonl(
     path: Path,
@@ -28,9 +32,10 @@ def read_jsonl(
 ) -> list[Example]:
     """Read one example per non-blank line; ``fields`` maps each task to its key.
 
-    Tokens come from ``tokens_field`` (a list of strings) if given, else ``simple_tokenize`` of
-    ``text_field``; ``text_pair_field`` / ``tokens_pair_field`` read a second sentence the same way
-    (sentence-pair tasks). A missing key, ``null`` or ``""`` leaves the example unlabelled for that task.
+    Tokens come from ``tokens_field`` (a list of strings) if given, else from the object's ``tokens``
+    list when it has one (``TOKENS_KEY``), else ``simple_tokenize`` of ``text_field``;
+    ``text_pair_field`` / ``tokens_pair_field`` read a second sentence (sentence-pair tasks). A
+    missing key, ``null`` or ``""`` leaves the example unlabelled for that task.
     """
     file = str(path)
     for task, key in fields.items():
@@ -50,7 +55,8 @@ def read_jsonl(
         if not isinstance(record, dict):
             raise DataError(f"expected a JSON object, got {type(record).__name__}", file=file, line=number)
 
-        tokens, text = _segment(record, text_field, tokens_field, ("text_field", "tokens_field"), file, number)
+        tokens_key = tokens_field if tokens_field is not None else (TOKENS_KEY if TOKENS_KEY in record else None)
+        tokens, text = _segment(record, text_field, tokens_key, ("text_field", "tokens_field"), file, number)
         tokens_pair, text_pair = (None, None)
         if text_pair_field is not None or tokens_pair_field is not None:
             tokens_pair, text_pair = _segment(record, text_pair_field, tokens_pair_field,
