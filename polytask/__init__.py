@@ -31,6 +31,7 @@ _EXPORTS = {
     "MultiTaskModel": "polytask.models.multitask",
     "Balancer": "polytask.balancing.balancer",
     "StepContext": "polytask.balancing.balancer",
+    "RepresentationRows": "polytask.balancing.balancer",
     "available_methods": "polytask.balancing.registry",
     "build_balancer": "polytask.balancing.registry",
     "register_method": "polytask.balancing.registry",

@@ -42,7 +42,11 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
     comparison resumes where it stopped. ``methods`` may be a comma-separated string;
     ``console`` receives one line per run (``comparison_table(result)`` renders the result).
     ``backend`` (``backends.RayBackend``) trains the runs on a Ray cluster instead of local workers.
+    Started by ``torchrun`` it stops with a one-line error (spread the runs with ``jobs`` or ``backend``).
     """
+    from polytask.training.distributed import refuse_torchrun
+
+    refuse_torchrun("compare")
     console = console or Console(stderr=True, quiet=True)
     started = time.perf_counter()
     methods = parse_methods(methods)
@@ -54,6 +58,10 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
     if report:
         require("matplotlib", "polytask compare's report", "report")
     experiment_config = resolve_config(config, overrides)
+    if backend is None:  # local workers train here: a device this machine lacks fails before any run starts
+        from polytask.training.device import resolve_device
+
+        resolve_device(experiment_config.training.device)
     file = None if isinstance(config, ExperimentConfig) else str(config)
     base = experiment_config.model_dump(mode="json")
     seed_values = [experiment_config.training.seed + i for i in range(seeds)]

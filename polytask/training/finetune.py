@@ -169,8 +169,14 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     old one with probability f (split among the old tasks by training-set size), a new one with
     probability 1 - f; old heads train on their replayed steps. Returns the retention record
     also written to ``out/retention.json``.
+
+    Under ``torchrun`` it trains data-parallel as ``polytask train`` does (each rank its shard of
+    every step, rank 0 alone writes ``out``); restarted by ``torchrun --max-restarts`` after a
+    failure, it starts again from the trained run.
     """
     from polytask.data.corpus import load_corpus
+    from polytask.training.device import resolve_device
+    from polytask.training.distributed import init_process_group, restarted
     from polytask.training.loggers import build_loggers
     from polytask.training.run_dir import CONFIG, RunDirectory, load_run, write_json
     from polytask.training.setup import Experiment, build_tasks
@@ -180,11 +186,14 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     if out.resolve() == run.resolve():
         raise PolytaskError("--out must be a new run directory, not the trained run itself")
     check_replay(replay, overrides)
-    run_dir = RunDirectory(out, overwrite=overwrite)
+    overwrite = overwrite or restarted()  # torchrun --max-restarts: the failed attempt's files are replaced
     trained = load_run(run)
     addition = load_task_addition(add_task, trained.config)
     config = finetune_config(trained.config, addition, freeze_encoder=freeze_encoder, overrides=overrides,
                              file=f"{run / CONFIG} + {add_task}")
+    resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
+    parallel = init_process_group(config.training.device)
+    run_dir = RunDirectory(out, overwrite=overwrite) if parallel.main else None
     new, old = list(addition.tasks), list(trained.config.tasks)
     tasks: dict[str, TaskType] = dict(trained.tasks)
     tasks.update({name: task for name, task in build_tasks(config).items() if name in new})
@@ -194,6 +203,7 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     finalise_schedule(config, {t: len(corpus.task_examples(t, "train")) for t in tasks}, new, replay)
 
     model = extended_model(trained, config, tasks, new)
+    model.to(resolve_device(config.training.device, local_rank=parallel.local_rank))  # evaluated there before training
     groups = [{t: tasks[t] for t in old}, {t: tasks[t] for t in new}]
     before = evaluate_groups(model, groups[:1], corpus, "dev", config.training.eval_batch_size)
 
@@ -202,17 +212,19 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
             for parameter in model.task_parameters(task).values():
                 parameter.requires_grad_(False)
     training_tasks = {t: tasks[t] for t in (old + new if replay > 0 else new)}
-    loggers = build_loggers(config, out)
+    loggers = build_loggers(config, out, main=parallel.main)
     trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console,
-                      callbacks=loggers)
-    run_dir.create()  # after the trainer is built: a mistake found there leaves no half-made run directory
-    run_dir.save_setup(Experiment(config, tasks, model))
+                      callbacks=loggers, parallel=parallel)
+    if run_dir is not None:
+        run_dir.create()  # after the trainer is built: a mistake found there leaves no half-made run directory
+        run_dir.save_setup(Experiment(config, tasks, model))
+    parallel.barrier()
+    if run_dir is None:
+        trainer.run_dir = RunDirectory.existing(out)  # the other ranks read it; only rank 0 writes
     summary = trainer.fit()
 
     dev, test = (evaluate_groups(model, groups, corpus, split, config.training.eval_batch_size)
                  for split in ("dev", "test"))
-    run_dir.save_summary(build_summary(dev, test, summary["best_epoch"], summary["train_seconds"], summary["steps"],
-                                       summary["examples_seen"]))
     retention = {
         "source_run": str(run.resolve()),
         "split": "dev",
@@ -225,5 +237,9 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
         "best_epoch": summary["best_epoch"],
         "train_seconds": summary["train_seconds"],
     }
-    write_json(out / RETENTION, retention)
+    if parallel.main:
+        run_dir.save_summary(build_summary(dev, test, summary["best_epoch"], summary["train_seconds"],
+                                           summary["steps"], summary["examples_seen"]))
+        write_json(out / RETENTION, retention)
+    parallel.barrier()
     return retention

@@ -35,10 +35,9 @@ from rich.progress import (
 )
 
 from polytask._version import __version__
-from polytask.balancing.balancer import StepContext
+from polytask.balancing.balancer import RepresentationRows, StepContext
 from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.registry import build_balancer
-from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.errors import ConfigError, PolytaskError
@@ -107,7 +106,7 @@ class Trainer:
         self.optimizer = build_optimizer(build_param_groups(self.model, self.balancer.parameters(), training), training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
         self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
-        self.row_lookups = RowLookupRecorder(self.model.encoder)  # embedding rows read, for the gradient engine
+        self.balancer.attach(self.model.encoder)  # a method may watch the shared encoder's forward passes
         self.freezer.start_epoch(1)
         self.step = 0
         self.epoch = 1  # the epoch being trained (after the last one: epochs + 1)
@@ -166,9 +165,8 @@ class Trainer:
             callback.before_step(self, step.micro[0])
         self.model.train()
         present = step.present
-        self.row_lookups.take()  # forget lookups from outside a step (e.g. a callback's forward pass)
-        losses, outputs = self.step_losses(step, counts, lambda b: self.model(b.inputs, present))
-        row_lookups = self.row_lookups.take()
+        with self.balancer.watch_forward():
+            losses, outputs = self.step_losses(step, counts, lambda b: self.model(b.inputs, present))
         if self.config.sampling.loss_correction:
             correction = self.steps.importance_weights(self.step, self.total_steps)
             losses = {t: loss * correction[t] for t, loss in losses.items()}
@@ -177,11 +175,15 @@ class Trainer:
             with torch.no_grad():
                 return self.step_losses(step, counts, lambda b: self.model(b.inputs, present))[0]
 
-        # frozen layers carry no gradient
-        representation = [r for output in outputs for r in output.representation if r.requires_grad]
+        representation, rows = [], []
+        for output, examples in zip(outputs, step.example_positions()):
+            for layer, tensor in enumerate(output.representation):
+                if tensor.requires_grad:  # frozen layers carry no gradient
+                    representation.append(tensor)
+                    rows.append(RepresentationRows(layer, examples))
         context = StepContext(shared_parameters=self.model.shared_parameters(), representation=representation,
                               step=self.step, epoch=self.epoch, recompute_losses=recompute_losses,
-                              row_lookups=row_lookups)
+                              representation_rows=rows)
         self.optimizer.zero_grad(set_to_none=True)
         self.reduce.scale = self.precision.scale
         stats = self.balancer.backward(losses, context)

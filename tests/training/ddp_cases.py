@@ -27,7 +27,9 @@ def cases() -> list[dict[str, Any]]:
         out += [{"method": method, "mode": "exact", "sampled": True}, {"method": method, "mode": "representation", "sampled": True},
                 {"method": method, "mode": "exact", "update_every": 3, "sampled": False}]
     out += [{"method": "upgrad", "mode": "exact", "sampled": False}, {"method": "upgrad", "mode": "representation", "sampled": False},
-            {"method": "graddrop", "mode": "exact", "sampled": True}, {"method": "graddrop", "mode": "exact", "sampled": False}]
+            {"method": "graddrop", "mode": "exact", "sampled": True}, {"method": "graddrop", "mode": "exact", "sampled": False},
+            {"method": "graddrop", "mode": "representation", "sampled": True},
+            {"method": "graddrop", "mode": "representation", "sampled": False}]
     # accumulation and ranks together: 2 micro-batches on each of 2 ranks
     out += [{"method": "upgrad", "mode": "exact", "sampled": True, "accumulate": 2},
             {"method": "uw", "sampled": True, "accumulate": 2}]
@@ -137,6 +139,17 @@ def job_logged_run(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 JOBS = {"cases": job_cases, "runs": job_runs, "logged_run": job_logged_run}
+
+
+def torchrun(*args: str, restarts: int = 0):
+    """``torchrun --standalone --nproc_per_node 2 [--max-restarts N] ARGS``, one thread per rank."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "--max-restarts", str(restarts), *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
 
 
 def spawn(job: str, payload: Any, out: Path, world: int = 2) -> list[dict[str, Any]]:

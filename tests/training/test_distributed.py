@@ -4,9 +4,6 @@ accumulation equals the larger batch; rank 0 alone writes; a 2-process run resum
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from safetensors.torch import load_file
 
 from polytask.config import load_config, validate_config
 from polytask.training.run import train_run
-from tests.training.ddp_cases import case_config, case_name, cases, reference_case, spawn, train_case
+from tests.training.ddp_cases import case_config, case_name, cases, reference_case, spawn, torchrun, train_case
 from tests.training.test_resume import assert_same_run, records
 
 TOLERANCE = 1e-5
@@ -46,7 +43,8 @@ def test_every_method_on_two_processes_equals_one_process_on_the_union_batch(two
 @pytest.mark.parametrize("case", [{"method": "ew"}, {"method": "famo", "sampled": True}, {"method": "gradnorm"},
                                   {"method": "upgrad", "mode": "representation", "sampled": True},
                                   {"method": "nash_mtl", "mode": "exact", "update_every": 3},
-                                  {"method": "graddrop", "mode": "exact"}], ids=case_name)
+                                  {"method": "graddrop", "mode": "exact"}, {"method": "graddrop", "mode": "representation"}],
+                         ids=case_name)
 def test_accumulating_two_micro_batches_equals_the_doubled_batch(case: dict) -> None:
     accumulated = train_case({**case, "accumulate": 2})
     assert max_difference(accumulated, train_case({**case, "scale": 2})) <= TOLERANCE
@@ -94,13 +92,6 @@ def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_run
     assert two["tasks"] == one["tasks"] and two["examples_seen"] == one["examples_seen"]
     weights = [load_file(str(r / "model.safetensors")) for r in (run, single)]
     assert max_difference(*weights) <= TOLERANCE
-
-
-def torchrun(*args: str, restarts: int = 0) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "--max-restarts", str(restarts), *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")
