@@ -184,6 +184,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.reduce.scale = self.precision.scale
         stats = self.balancer.backward(losses, context)
+        penalty = self.model.penalty()  # the sharing architecture's regulariser, if any: outside balancing
+        if penalty is not None:
+            self.reduce.backward(penalty)
+            stats = {**stats, "penalty": float(penalty.detach())}
         self.reduce.sync_gradients([*self.model.parameters(), *self.balancer.parameters()])
         applied = self.precision.step(self.optimizer, self.model.parameters(), self.config.training.clip_norm)
         self.scheduler.step()
@@ -299,6 +303,7 @@ class Trainer:
             self.writer.log({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "tasks": test})
         summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
         summary["skipped_steps"] = self.skipped
+        summary["parameters"] = sum(p.numel() for p in self.model.parameters())
         if self.writer:
             self.writer.save_summary(summary)
             self.writer.remove_checkpoint()
