@@ -29,6 +29,9 @@ _EXPORTS = {
     "EncoderOutput": "polytask.models.encoders.base",
     "register_encoder": "polytask.models.encoders",
     "MultiTaskModel": "polytask.models.multitask",
+    "SharingArchitecture": "polytask.models.sharing.base",
+    "available_architectures": "polytask.models.sharing",
+    "register_sharing": "polytask.models.sharing",
     "Balancer": "polytask.balancing.balancer",
     "StepContext": "polytask.balancing.balancer",
     "RepresentationRows": "polytask.balancing.balancer",
@@ -130,13 +133,14 @@ def resume(run: str, progress: bool = True) -> dict[str, Any]:
 
 def compare(config: Any, methods: list[str] | str, seeds: int = 3, out: str = "compare", jobs: int = 1,
             overrides: list[str] | tuple[str, ...] = (), report: bool = True, backend: str = "local",
-            address: str | None = None) -> dict[str, Any]:
+            address: str | None = None, architectures: list[str] | str | None = None) -> dict[str, Any]:
     """Train every task alone and the multi-task model with each method over ``seeds`` seeds; return Δm and verdicts.
 
+    ``architectures`` (e.g. ``"hard,mmoe,ple"``) adds one row per sharing architecture and method.
     The runs train on ``jobs`` local workers, or (``backend="ray"``, ``address``) on a Ray cluster.
     """
     from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
 
     return run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=overrides, report=report,
-                       backend=build_backend(backend, address, 0.0))
+                       architectures=architectures, backend=build_backend(backend, address, 0.0))

@@ -297,19 +297,23 @@ def compare(
     out: Annotated[Path, typer.Option("--out", "-o", help="comparison directory (rerun to resume)")],
     seeds: Annotated[int, typer.Option(help="seeds per run: training.seed + 0..N-1")] = 3,
     jobs: Annotated[int, typer.Option(help="runs trained in parallel worker processes")] = 1,
+    architectures: Annotated[Optional[str], typer.Option(
+        "--architectures", "-a", help="comma-separated sharing architectures, e.g. hard,mmoe,ple: one row per "
+                                      "architecture and method (ARCHITECTURE-METHOD)")] = None,
     set_: Overrides = None,
     device: Device = None,
     backend: Backend = "local",
     address: Address = None,
     gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
-    """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
+    """Train every task alone and CONFIG with each method (and architecture) over seeds; print Δm and verdicts."""
     from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
     from polytask.rendering import comparison_table
 
     result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device),
-                         console=errors, backend=build_backend(backend, address, gpus_per_run))
+                         architectures=architectures, console=errors,
+                         backend=build_backend(backend, address, gpus_per_run))
     console.print(comparison_table(result))
     console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
 

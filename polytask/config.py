@@ -434,11 +434,93 @@ class OutputConfig(StrictModel):
     dir: str | None = None
 
 
+_SPLIT_FIELDS = ("shared_layers", "blocks", "ffn_blocks", "ffn_hidden")
+SHARING_FIELDS: dict[str, tuple[str, ...]] = {
+    "hard": (),
+    "branched": ("groups", "groups_from", "shared_input", *_SPLIT_FIELDS),
+    "mmoe": ("experts", *_SPLIT_FIELDS),
+    "ple": ("shared_experts", "task_experts", *_SPLIT_FIELDS),
+    "cgc": ("shared_experts", "task_experts", "shared_layers", "blocks", "ffn_hidden"),
+    "cross_stitch": ("init_self", "shared_input", *_SPLIT_FIELDS),
+    "soft": ("strength",),
+}
+"""The ``sharing`` fields each architecture reads (besides ``type`` and ``added_tasks``); setting another is an
+error naming the field and the type. ``models.sharing.register_sharing`` adds a new type's fields."""
+
+AFFINITY_JSON = "affinity.json"
+"""The result file ``polytask affinity`` writes; ``sharing.groups: {from: DIR}`` reads its ``groups``."""
+
+
+class SharingConfig(StrictModel):
+    """How the tasks share the encoder: hard sharing (default) or a sharing architecture (``models/sharing``)."""
+
+    type: str = Field("hard", description="hard | branched | mmoe | ple | cgc | cross_stitch | soft")
+    groups: list[list[str]] | dict[str, str] | None = Field(
+        None, description="branched: the task groups, e.g. [[pos, chunk], [ner]], or {from: AFFINITY_DIR}: the "
+                          "grouping 'polytask affinity' recommended there")
+    groups_from: str | None = Field(None, description="branched: the affinity directory the groups were read from "
+                                                      "(set when groups: {from: DIR} is resolved)")
+    shared_layers: int | None = Field(None, ge=0, description="encoder layers above the input representation "
+                                                              "shared by every task (null: the architecture's default)")
+    shared_input: bool | None = Field(None, description="whether the input representation (word and character "
+                                                        "embeddings) is shared (null: yes, except cross_stitch)")
+    blocks: Literal["copy", "ffn"] | None = Field(
+        None, description="what the architecture's own layers are: copies of the encoder's layers above "
+                          "shared_layers, or new feed-forward blocks on the whole encoder (null: copy where the "
+                          "encoder has a layer stack, ffn otherwise, e.g. a pretrained transformer)")
+    ffn_blocks: int = Field(1, ge=1, description="blocks: ffn: feed-forward blocks on top of the encoder")
+    ffn_hidden: int | None = Field(None, gt=0, description="blocks: ffn: inner size (null: twice the encoder's width)")
+    experts: int = Field(4, ge=1, description="mmoe: experts shared by every task")
+    shared_experts: int = Field(1, ge=1, description="ple, cgc: shared experts per extraction layer")
+    task_experts: int = Field(1, ge=1, description="ple, cgc: experts of each task per extraction layer")
+    init_self: float = Field(0.9, ge=0.0, le=1.0, description="cross_stitch: initial weight of a tower's own "
+                                                              "state in its mix (the rest split over the others)")
+    strength: float = Field(0.01, ge=0.0, description="soft: weight of the squared L2 distance between every "
+                                                      "pair of task encoders' parameters")
+    added_tasks: list[str] = Field(default_factory=list, description="tasks added to a trained model by "
+                                                                     "'polytask finetune', in order (set by finetune)")
+
+    @field_validator("groups")
+    @classmethod
+    def _groups_or_source(cls, groups: Any) -> Any:
+        if isinstance(groups, dict) and set(groups) != {"from"}:
+            raise ValueError("groups is a list of task lists or {from: AFFINITY_DIR}")
+        if isinstance(groups, list) and (not groups or any(not group for group in groups)):
+            raise ValueError("groups needs at least one group, and no group may be empty")
+        return groups
+
+    @model_serializer(mode="wrap")
+    def _only_the_type_fields(self, handler: Any) -> dict[str, Any]:
+        """Dumps (a run's config.yaml) hold only the fields the architecture reads."""
+        data = handler(self)
+        accepted = SHARING_FIELDS.get(self.type)
+        if accepted is None or not isinstance(data, dict):
+            return data
+        return {name: value for name, value in data.items()
+                if name == "type" or name in accepted or (name == "added_tasks" and value)}
+
+    @model_validator(mode="after")
+    def _fields_of_the_type(self) -> SharingConfig:
+        accepted = SHARING_FIELDS.get(self.type)
+        if accepted is None:
+            raise PydanticCustomError(ENCODER_FIELD_ERROR, "unknown sharing type '{type}'; choose one of {valid}",
+                                      {"field": "type", "type": self.type, "valid": ", ".join(sorted(SHARING_FIELDS))})
+        defaults = SharingConfig.model_fields
+        foreign = sorted(name for name in self.model_fields_set - {"type", "added_tasks"} - set(accepted)
+                         if getattr(self, name) != defaults[name].get_default(call_default_factory=True))
+        if foreign:
+            valid = ", ".join(sorted(accepted)) or "none"
+            raise PydanticCustomError(ENCODER_FIELD_ERROR, "{field} does not apply to sharing type '{type}' (its fields: {valid})",
+                                      {"field": foreign[0], "type": self.type, "valid": valid})
+        return self
+
+
 class ExperimentConfig(StrictModel):
     """A whole multi-task experiment."""
 
     tasks: dict[str, TaskConfig]
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    sharing: SharingConfig = Field(default_factory=SharingConfig)
     heads: dict[str, HeadConfig] = Field(default_factory=dict)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     balancing: BalancingConfig = Field(default_factory=BalancingConfig)
@@ -710,10 +792,94 @@ def validate_config(data: Any, file: str | None = None, check_files: bool = True
         config = ExperimentConfig.model_validate(dict(data))
     except ValidationError as error:
         raise ConfigError.of(_blamed(_validation_problems(error), data, file, overrides, lines)) from None
+    check_sharing(config, file, check_files)
     problems = _checked_paths(config, file, check_files)
     if problems:
         raise ConfigError.of(_blamed(problems, data, file, overrides, lines))
     return config
+
+
+def check_sharing(config: ExperimentConfig, file: str | None = None, check_files: bool = True) -> None:
+    """Resolve ``sharing.groups: {from: DIR}`` and check the section against the tasks and the encoder.
+
+    Groups must name every task exactly once; ``added_tasks`` must be tasks; ``shared_layers`` may not
+    exceed ``encoder.layers`` for an encoder type that has that field (others are checked when built).
+    """
+    sharing = config.sharing
+    pairs = [name for name, task in config.tasks.items() if task.reads_pairs]
+    if pairs and sharing.type != "hard":
+        raise ConfigError(f"sentence-pair tasks ({', '.join(pairs)}) need sharing type 'hard' for now, not "
+                          f"'{sharing.type}'", field="sharing.type", file=file)
+    if isinstance(sharing.groups, dict):
+        source = expand_path(sharing.groups["from"], "sharing.groups.from", file)
+        sharing.groups = recommended_groups(source, file)
+        sharing.groups_from = source
+    if sharing.groups is not None:
+        named = [task for group in sharing.groups for task in group]
+        unknown = sorted(set(named) - set(config.tasks))
+        if unknown:
+            raise ConfigError(f"groups name unknown task(s) {', '.join(unknown)}; tasks are {', '.join(config.tasks)}",
+                              field="sharing.groups", file=file)
+        twice = sorted({task for task in named if named.count(task) > 1})
+        if twice:
+            raise ConfigError(f"{', '.join(twice)} in more than one group (or twice in one)", field="sharing.groups",
+                              file=file)
+        missing = [task for task in config.tasks if task not in named]
+        if missing:
+            raise ConfigError(f"no group holds {', '.join(missing)}: every task belongs to one group",
+                              field="sharing.groups", file=file)
+    elif "groups" in SHARING_FIELDS.get(sharing.type, ()):
+        raise ConfigError(f"sharing type {sharing.type!r} needs groups: a list such as [[pos, chunk], [ner]], or "
+                          "{from: AFFINITY_DIR}", field="sharing.groups", file=file)
+    unknown = [task for task in sharing.added_tasks if task not in config.tasks]
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)} not among the tasks", field="sharing.added_tasks", file=file)
+    layers = config.encoder.layers if "layers" in ENCODER_FIELDS.get(config.encoder.type, ()) else None
+    if sharing.shared_layers is not None and layers is not None and sharing.shared_layers > layers:
+        raise ConfigError(f"{sharing.shared_layers} is more than the encoder's {layers} layers", field="sharing.shared_layers",
+                          file=file)
+
+
+def recommended_groups(directory: str, file: str | None = None) -> list[list[str]]:
+    """The grouping ``polytask affinity --out DIRECTORY`` recommended (``groups`` in its ``affinity.json``)."""
+    import json
+
+    path = Path(directory) / AFFINITY_JSON
+    if not path.is_file():
+        raise ConfigError(f"{path} not found: run 'polytask affinity CONFIG --out {directory}' first",
+                          field="sharing.groups.from", file=file)
+    try:
+        groups = json.loads(path.read_text(encoding="utf-8")).get("groups")
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        raise ConfigError(f"{path} is not an affinity result (invalid JSON)", field="sharing.groups.from",
+                          file=file) from None
+    if not (isinstance(groups, list) and groups and all(isinstance(g, list) and g and all(isinstance(t, str) for t in g)
+                                                         for g in groups)):
+        raise ConfigError(f"{path} holds no grouping ('groups'): not a finished 'polytask affinity' result",
+                          field="sharing.groups.from", file=file)
+    return groups
+
+
+def sharing_for_tasks(sharing: Mapping[str, Any] | None, tasks: Iterable[str]) -> dict[str, Any]:
+    """A ``sharing`` section (as dumped) for a run on ``tasks`` only: groups and added tasks keep those tasks."""
+    data = dict(sharing or {})
+    keep = list(tasks)
+    if isinstance(data.get("groups"), list):
+        data["groups"] = [[t for t in group if t in keep] for group in data["groups"]]
+        data["groups"] = [group for group in data["groups"] if group]
+    if data.get("added_tasks"):
+        data["added_tasks"] = [t for t in data["added_tasks"] if t in keep]
+    return data
+
+
+def sharing_with_added_tasks(sharing: Mapping[str, Any] | None, tasks: Iterable[str]) -> dict[str, Any]:
+    """A ``sharing`` section (as dumped) with ``tasks`` added to a trained model: each in a group of its own."""
+    data = dict(sharing or {})
+    new = list(tasks)
+    data["added_tasks"] = [*data.get("added_tasks", []), *new]
+    if isinstance(data.get("groups"), list):
+        data["groups"] = [*data["groups"], *([t] for t in new)]
+    return data
 
 
 def read_yaml(path: str | Path, what: str = "config file") -> Any:

@@ -18,11 +18,12 @@ from rich.console import Console
 from polytask.config import ExperimentConfig, resolve_config
 from polytask.dependencies import require
 from polytask.errors import PolytaskError
-from polytask.evaluation.comparison import summarise
+from polytask.evaluation.comparison import row_costs, summarise
 from polytask.evaluation.delta_m import PrimaryMetric
 from polytask.evidence.runs import (
     PlannedRun,
     plan_runs,
+    row_label,
     threads_per_job,
     train_incomplete,
 )
@@ -34,13 +35,17 @@ COMPARE_JSON, COMPARE_MD = "compare.json", "compare.md"
 
 def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str, seeds: int = 3,
             out: str | Path = "compare", jobs: int = 1, overrides: Iterable[str] = (), *,
-            report: bool = True, console: Console | None = None, backend: Any = None) -> dict[str, Any]:
+            architectures: Sequence[str] | str | None = None, report: bool = True, console: Console | None = None,
+            backend: Any = None) -> dict[str, Any]:
     """Train the single-task baselines and each method over ``seeds`` seeds into ``out``; return the comparison.
 
     Writes ``out/compare.json``, ``out/compare.md`` and (``report``) ``out/report.html`` with
     its PNG plots. Runs already complete in ``out/runs`` are reused, so an interrupted
     comparison resumes where it stopped. ``methods`` may be a comma-separated string;
     ``console`` receives one line per run (``comparison_table(result)`` renders the result).
+    ``architectures`` (names or ``"hard,mmoe"``): one row per sharing architecture and method,
+    ``ARCHITECTURE-METHOD``, the config's ``sharing`` section applying to the architecture it names
+    (others get their defaults); without it the rows are the methods on the config's architecture.
     ``backend`` (``backends.RayBackend``) trains the runs on a Ray cluster instead of local workers.
     Started by ``torchrun`` it stops with a one-line error (spread the runs with ``jobs`` or ``backend``).
     """
@@ -50,6 +55,7 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
     console = console or Console(stderr=True, quiet=True)
     started = time.perf_counter()
     methods = parse_methods(methods)
+    architectures = parse_architectures(architectures) if architectures else None
     if not isinstance(seeds, int) or seeds < 1:
         raise PolytaskError(f"--seeds must be at least 1, not {seeds!r}")
     if jobs < 1:
@@ -68,7 +74,10 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PolytaskError(f"{out} exists and is not a directory")
-    runs = plan_runs(base, methods, seed_values, out, threads_per_job(jobs), file)
+    runs = plan_runs(base, methods, seed_values, out, threads_per_job(jobs), file, architectures)
+    default = experiment_config.sharing.type
+    rows = {row_label(architecture, method): (architecture or default, method)
+            for architecture in architectures or [None] for method in methods}
     out.mkdir(parents=True, exist_ok=True)
 
     total = len(runs)
@@ -83,7 +92,8 @@ def compare(config: str | Path | ExperimentConfig, methods: Sequence[str] | str,
     pending = sum(not (run.path / SUMMARY).is_file() for run in runs)
     console.print(f"{total} runs ({total - pending} already complete in {out}), {jobs} job(s)", highlight=False)
     summaries = train_incomplete(runs, jobs, progress, backend=backend)
-    result = summarise(primary_metrics(experiment_config), runs, summaries, methods, seed_values)
+    result = summarise(primary_metrics(experiment_config), runs, summaries, list(rows), seed_values)
+    result["costs"] = row_costs(runs, summaries, rows)
     result.update({"config": base, "config_file": file, "jobs": jobs,
                    "wall_seconds": round(time.perf_counter() - started, 1)})
     write_json(out / COMPARE_JSON, result)
@@ -110,6 +120,23 @@ def parse_methods(methods: Sequence[str] | str) -> list[str]:
     repeated = sorted({m for m in names if names.count(m) > 1})
     if repeated:
         raise PolytaskError(f"--methods names {', '.join(repeated)} more than once")
+    return names
+
+
+def parse_architectures(architectures: Sequence[str] | str) -> list[str]:
+    """Sharing architecture names from a list or ``"hard,mmoe"``; unknown or repeated names are a one-line error."""
+    from polytask.models.sharing import available_architectures
+
+    names = [a.strip() for a in (architectures.split(",") if isinstance(architectures, str) else architectures)]
+    names = [a for a in names if a]
+    known = available_architectures()
+    unknown = [a for a in names if a not in known]
+    if unknown:
+        raise PolytaskError(f"unknown architecture(s) {', '.join(map(repr, unknown))} in --architectures; "
+                            f"choose from {', '.join(known)}")
+    repeated = sorted({a for a in names if names.count(a) > 1})
+    if repeated:
+        raise PolytaskError(f"--architectures names {', '.join(repeated)} more than once")
     return names
 
 

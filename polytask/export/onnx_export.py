@@ -79,6 +79,9 @@ def _export(run: str | Path, out: Path) -> None:
 
     experiment = load_run(run)
     model, tasks = experiment.model.eval(), experiment.tasks
+    if not model.sharing.exportable:
+        raise PolytaskError(f"ONNX export of a model with sharing type {experiment.config.sharing.type!r} is not "
+                            "supported yet (hard sharing is)")
     featurizer = model.encoder.featurizer
     names = list(tasks)
     graph = _ExportedModel(model, names, [])  # refuses an encoder it cannot trace before anything is written

@@ -10,6 +10,7 @@ and replaying old tasks' data in a share of the steps (rehearsal; Robins 1995).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +19,10 @@ from rich.console import Console
 
 from polytask.config import (
     ExperimentConfig,
+    SharingConfig,
     read_yaml,
     set_fields,
+    sharing_with_added_tasks,
     validate_config,
 )
 from polytask.errors import ConfigError, PolytaskError
@@ -65,6 +68,8 @@ def finetune_config(run_config: ExperimentConfig, addition: ExperimentConfig, *,
     """
     data = run_config.model_dump(mode="json")
     data["tasks"].update(addition.model_dump(mode="json")["tasks"])
+    sharing = sharing_with_added_tasks(data.get("sharing"), addition.tasks)  # each new task: its own gate, tower, group
+    data["sharing"] = copy.deepcopy(sharing)
     data["heads"].update({name: head.model_dump(mode="json") for name, head in addition.heads.items()})
     data["sampling"] = {}
     data["training"]["epoch"] = {}
@@ -73,6 +78,9 @@ def finetune_config(run_config: ExperimentConfig, addition: ExperimentConfig, *,
     config = validate_config(data, file=file, overrides=set_fields(data, overrides))
     if config.encoder != run_config.encoder:
         raise ConfigError("the trained encoder is kept as it is: drop the encoder overrides", field="--set")
+    if config.sharing.model_dump(mode="json") != SharingConfig.model_validate(sharing).model_dump(mode="json"):
+        raise ConfigError("the trained sharing architecture is kept as it is (new tasks get their own gate or "
+                          "tower): drop the sharing overrides", field="--set")
     for name, task in run_config.tasks.items():
         now = config.tasks[name]
         if (now.type, now.scheme, now.options) != (task.type, task.scheme, task.options) or \
@@ -116,7 +124,7 @@ def finalise_schedule(config: ExperimentConfig, sizes: Mapping[str, int], new: S
 
 def extended_model(trained: Experiment, config: ExperimentConfig, tasks: Mapping[str, TaskType],
                    new: Sequence[str]) -> MultiTaskModel:
-    """The trained encoder and heads with their weights, plus a new head (and own adapter, if any) per new task."""
+    """The trained model with its weights, plus a new head (and own adapter, gate or tower, if any) per new task."""
     import torch
 
     from polytask.training.setup import build_model
@@ -124,7 +132,7 @@ def extended_model(trained: Experiment, config: ExperimentConfig, tasks: Mapping
     torch.manual_seed(config.training.seed)
     model = build_model(config, trained.model.encoder, tasks)
     missing, unexpected = model.load_state_dict(trained.model.state_dict(), strict=False)
-    fresh = {f"encoder.{n}" for t in new for n in model.encoder.task_parameters(t)}  # per-task adapters
+    fresh = {name for t in new for name in model.task_parameters(t)}  # adapters, gates, towers of the new tasks
     if unexpected or any(not key.startswith(tuple(f"heads.{t}." for t in new)) and key not in fresh for key in missing):
         raise PolytaskError(f"the trained weights do not fit the model (missing {missing}, unexpected {unexpected})")
     return model

@@ -9,6 +9,7 @@ from polytask.data.corpus import MultiTaskCorpus, load_corpus
 from polytask.errors import ConfigError
 from polytask.models.encoders import build_encoder
 from polytask.models.multitask import MultiTaskModel
+from polytask.models.sharing import build_sharing
 from polytask.tasks import build_task
 from polytask.tasks.base import TaskType
 from polytask.tasks.registry import TASK_TYPES, task_options
@@ -52,10 +53,12 @@ def head_level(config: ExperimentConfig, name: str, task: TaskType) -> str:
 
 
 def build_model(config: ExperimentConfig, encoder, tasks: dict[str, TaskType]) -> MultiTaskModel:
+    """The encoder, the configured sharing architecture and one head (and decoder) per task."""
     specs = {name: (head_level(config, name, task), task.output_size, config.head(name)) for name, task in tasks.items()}
     decoders = {name: task.configure_decoder(config.head(name).decoder, config.head(name).constrained)
                 for name, task in tasks.items()}
-    return MultiTaskModel(encoder, specs, {name: d for name, d in decoders.items() if d is not None})
+    return MultiTaskModel(encoder, specs, {name: d for name, d in decoders.items() if d is not None},
+                          build_sharing(config.sharing, encoder, list(tasks)))
 
 
 def build_experiment(config: ExperimentConfig, corpus: MultiTaskCorpus | None = None) -> Experiment:

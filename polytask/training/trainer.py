@@ -187,6 +187,10 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.reduce.scale = self.precision.scale
         stats = self.balancer.backward(losses, context)
+        penalty = self.model.penalty()  # the sharing architecture's regulariser, if any: outside balancing
+        if penalty is not None:
+            self.reduce.backward(penalty)
+            stats = {**stats, "penalty": float(penalty.detach())}
         self.reduce.sync_gradients([*self.model.parameters(), *self.balancer.parameters()])
         applied = self.precision.step(self.optimizer, self.model.parameters(), self.config.training.clip_norm)
         self.scheduler.step()
@@ -321,6 +325,7 @@ class Trainer:
             self._record({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "step": self.step, "tasks": test})
         summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
         summary["skipped_steps"] = self.skipped
+        summary["parameters"] = sum(p.numel() for p in self.model.parameters())
         if self.writer:
             self.writer.save_summary(summary)
             self.writer.remove_checkpoint()

@@ -75,6 +75,27 @@ class Encoder(nn.Module, ABC):
     @abstractmethod
     def forward(self, **inputs: Tensor) -> EncoderOutput: ...
 
+    def layer_stack(self) -> list[nn.Module] | None:
+        """The modules of the input representation (index 0) and of every layer above it, or None.
+
+        Why: sharing architectures (``models/sharing``) that share the bottom layers and copy the
+        upper ones (branched, MMoE, PLE, cross-stitch) need the encoder as a stack they can run
+        layer by layer: ``run_input(stack[0], **inputs)``, then ``run_layer(i, stack[i], states,
+        mask)`` for i = 1..L, with the encoder's own module or a copy of it. An encoder that cannot
+        be split (a pretrained transformer) returns None; the architectures then add blocks on top.
+        The modules must be the encoder's own (not new containers of them) or containers whose
+        parameters are the encoder's, so that ``forward`` equals running the stack.
+        """
+        return None
+
+    def run_input(self, module: nn.Module, **inputs: Tensor) -> Tensor:
+        """Layer 0's states from the featurizer's tensors, computed by ``module`` (``layer_stack()[0]`` or a copy)."""
+        raise NotImplementedError(f"{type(self).__name__} has no layer stack")
+
+    def run_layer(self, index: int, module: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
+        """Layer ``index``'s states from the states below it, computed by ``module`` (``layer_stack()[index]`` or a copy)."""
+        raise NotImplementedError(f"{type(self).__name__} has no layer stack")
+
     def export_module(self) -> nn.Module:
         """A module computing this encoder's ``forward`` that ``torch.export`` can trace (for ONNX); default: itself."""
         return self
