@@ -28,6 +28,7 @@ def cases() -> list[dict[str, Any]]:
         out += [{"method": method, "mode": "exact", "sampled": True}, {"method": method, "mode": "representation", "sampled": True},
                 {"method": method, "mode": "exact", "update_every": 3, "sampled": False}]
     out += [{"method": "upgrad", "mode": "exact", "sampled": False}, {"method": "upgrad", "mode": "representation", "sampled": False},
+            {"method": "upgrad", "mode": "representation", "update_every": 3, "sampled": True},
             {"method": "graddrop", "mode": "exact", "sampled": True}, {"method": "graddrop", "mode": "exact", "sampled": False},
             {"method": "graddrop", "mode": "representation", "sampled": True},
             {"method": "graddrop", "mode": "representation", "sampled": False}]
