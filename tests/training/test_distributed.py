@@ -25,19 +25,21 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory) -> list[dict]:
-    return spawn("cases", cases(), tmp_path_factory.mktemp("ddp"))
+def two_processes(tmp_path_factory) -> tuple[list[dict], dict]:
+    """Every case on 2 gloo ranks, and (meanwhile, in this process) on 1 process on the union batch."""
+    return spawn("cases", cases(), tmp_path_factory.mktemp("ddp"),
+                 meanwhile=lambda: {case_name(case): train_case(reference_case(case)) for case in cases()})
 
 
-def test_every_method_on_two_processes_equals_one_process_on_the_union_batch(two_processes: list[dict]) -> None:
+def test_every_method_on_two_processes_equals_one_process_on_the_union_batch(two_processes) -> None:
     """ew … graddrop in exact, representation and every-k modes; sampled task subsets, partial labels, 5/4 examples."""
-    differences = {}
-    for case in cases():
-        reference = train_case(reference_case(case))
-        differences[case_name(case)] = max(max_difference(rank[case_name(case)], reference) for rank in two_processes)
+    ranks, references = two_processes
+    differences = {name: max(max_difference(rank[name], reference) for rank in ranks)
+                   for name, reference in references.items()}
+    assert differences.keys() == {case_name(case) for case in cases()}
     assert all(d <= TOLERANCE for d in differences.values()), {k: d for k, d in differences.items() if d > TOLERANCE}
-    moved = train_case(reference_case(cases()[0]))
-    assert max_difference(moved, train_case({**cases()[0], "scale": 2})) > 1e-3  # the comparison can fail
+    first = cases()[0]  # the comparison can fail: twice the batch moves the parameters
+    assert max_difference(references[case_name(first)], train_case({**first, "scale": 2})) > 1e-3
 
 
 @pytest.mark.parametrize("case", [{"method": "ew"}, {"method": "famo", "sampled": True}, {"method": "gradnorm"},
@@ -59,8 +61,10 @@ def run_config(**training) -> dict:
 
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory) -> Path:
+    """The 2-process runs (``ddp_cases.job_runs``) and, meanwhile, ``single``: the same run in this process."""
     root = tmp_path_factory.mktemp("ddp-runs")
-    spawn("runs", {"config": run_config(), "root": str(root)}, root / "results")
+    spawn("runs", {"config": run_config(), "root": str(root)}, root / "results",
+          meanwhile=lambda: train_run(validate_config(run_config()), root / "single", progress=False))
     return root
 
 
@@ -80,14 +84,13 @@ def test_a_two_process_run_resumes_in_one_process(two_process_runs: Path) -> Non
     assert [r["step"] for r in records(run) if r["kind"] == "step"] == list(range(1, 9))
 
 
-def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_runs: Path, tmp_path: Path) -> None:
+def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_runs: Path) -> None:
     run = two_process_runs / "straight"
     steps = [r["step"] for r in records(run) if r["kind"] == "step"]
     assert steps == list(range(1, 9))  # every step logged once: one writer
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "labels.json", "metrics.jsonl",
                                                      "model.safetensors", "summary.json", "vocab.json"]
-    single = tmp_path / "single"
-    train_run(validate_config(run_config()), single, progress=False)
+    single = two_process_runs / "single"
     two, one = (json.loads((r / "summary.json").read_text()) for r in (run, single))
     assert two["tasks"] == one["tasks"] and two["examples_seen"] == one["examples_seen"]
     weights = [load_file(str(r / "model.safetensors")) for r in (run, single)]
