@@ -153,6 +153,17 @@ def batch_counts(server) -> tuple[float, float]:
     return values["polytask_batch_inputs_count"], values["polytask_batch_inputs_sum"]
 
 
+def _rounded(value):
+    """``value`` with every float rounded to 5 decimals (records compared across different batchings)."""
+    if isinstance(value, float):
+        return round(value, 5)
+    if isinstance(value, dict):
+        return {key: _rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_rounded(item) for item in value]
+    return value
+
+
 def test_concurrent_requests_share_model_batches_and_get_their_own_records(server, trained_run: Path) -> None:  # noqa: F811
     from polytask.data.example import Example
 
@@ -163,7 +174,8 @@ def test_concurrent_requests_share_model_batches_and_get_their_own_records(serve
     after = batch_counts(server)
     assert [r.status_code for r in responses] == [200] * len(sentences)
     expected = Predictor.from_run(trained_run).predict([Example(tokens=t) for t in sentences])
-    assert [r.json()["predictions"][0] for r in responses] == expected
+    # a batch of other sentences pads differently: probabilities agree to float rounding, labels exactly
+    assert _rounded([r.json()["predictions"][0] for r in responses]) == _rounded(expected)
     batches, inputs = after[0] - before[0], after[1] - before[1]
     assert inputs == len(sentences) and batches < len(sentences), "no two requests shared a batch"
 
