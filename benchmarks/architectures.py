@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.registry import build_balancer
-from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.config import EncoderConfig, HeadConfig, SharingConfig
 from polytask.models.multitask import MultiTaskModel
 
@@ -87,7 +86,6 @@ class Row:
     model: MultiTaskModel
     optimizer: torch.optim.Optimizer
     balancer: object
-    recorder: RowLookupRecorder
     times: list[float] = field(default_factory=list)
     cpu_times: list[float] = field(default_factory=list)
     cursor: int = 0
@@ -97,19 +95,20 @@ class Row:
         model = build_model(ROWS[architecture], encoder_type)
         balancer = build_balancer(method, list(TASKS))
         optimizer = torch.optim.Adam([*model.parameters(), *balancer.parameters()], lr=1e-3)
-        return cls(architecture, method, model, optimizer, balancer, RowLookupRecorder(model.encoder))
+        balancer.attach(model.encoder)  # as the trainer: the embedding lookups are the balancer's to record
+        return cls(architecture, method, model, optimizer, balancer)
 
     def step(self, data: list[dict[str, Tensor]], zero_grad: bool = True) -> None:
         batch = data[self.cursor % len(data)]
         self.cursor += 1
         if zero_grad:
             self.optimizer.zero_grad(set_to_none=True)
-        self.recorder.take()
         inputs = {"word_ids": batch["word_ids"], "mask": batch["mask"]}
-        output = self.model(inputs)
+        with self.balancer.watch_forward():
+            output = self.model(inputs)
         losses = {t: torch.nn.functional.cross_entropy(output.logits[t].flatten(0, 1), batch[t].flatten()) for t in TASKS}
         context = StepContext(shared_parameters=self.model.shared_parameters(), representation=output.representation,
-                              step=self.cursor, row_lookups=self.recorder.take())
+                              step=self.cursor)
         self.balancer.backward(losses, context)
         penalty = self.model.penalty()
         if penalty is not None:

@@ -223,7 +223,7 @@ def test_parallel_workers(tmp_path: Path) -> None:
     [
         (["--methods", "ew,nope"], "unknown method(s) 'nope'"),
         (["--methods", "ew", "--seeds", "0"], "--seeds must be at least 1"),
-        (["--methods", "ew", "--set", "heads.ghost.layer=1"], "heads for unknown task(s) ['ghost']"),
+        (["--methods", "ew", "--set", "heads.ghost.layer=1"], "--set heads.ghost.layer=1: heads.ghost: unknown task 'ghost'"),
         (["--methods", "cagrad", "--set", "balancing.options.bogus=1"], "method 'cagrad'"),
     ],
 )

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.engine import GradientEngine
+from polytask.balancing.engine import build_engine
 from polytask.config import validate_config
 from polytask.data.batching import collate
 from polytask.errors import ConfigError
@@ -189,7 +189,7 @@ def test_engine_task_gradients_equal_each_tasks_own_backward_pass(name: str) -> 
     direct = [torch.autograd.grad(values[t], list(shared.values()), retain_graph=True, allow_unused=True) for t in tasks]
     values, out = losses()
     assert out.representation  # the cut the engine receives
-    jacobian = GradientEngine("exact", row_lookups=False).task_jacobian(
+    jacobian = build_engine("exact").task_jacobian(
         values, StepContext(shared_parameters=shared, representation=out.representation))
     for i in range(len(tasks)):
         expected = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)

@@ -74,8 +74,6 @@ def test_every_balancing_method_trains_on_every_architecture(architecture: str) 
                 assert any(n.startswith(f"heads.{task}.") for n in changed), (method, mode, task)
         except Exception as error:  # name the method and mode of a failure
             raise AssertionError(f"{architecture} / {method} / {mode}: {error}") from error
-        finally:
-            trainer.row_lookups.remove()
 
 
 def stateful(sharing: dict) -> dict:
