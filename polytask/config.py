@@ -724,7 +724,7 @@ def _checked_paths(config: ExperimentConfig, file: str | None,
         if check_files and not (data is not None and data.path_exists(resolved)):
             problem = not_a_file(resolved)
             if problem and data is not None and data.format == "hf":
-                problem = (f"not found: {resolved} (format 'hf' reads local datasets only: save a hub dataset with "
+                problem = (f"file not found: {resolved} (format 'hf' reads local datasets only: save a hub dataset with "
                            "load_dataset(...).save_to_disk(DIR))")
         if problem:
             problems.append((tuple(field.split(".")), problem))

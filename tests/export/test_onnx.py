@@ -163,7 +163,7 @@ def test_polytask_predict_on_the_export_gives_the_torch_records_without_torch(ex
 
 
 def test_the_onnx_predictor_takes_raw_inputs_like_the_torch_one(exported) -> None:
-    from polytask.errors import InputError
+    from polytask.errors import DataError
     from polytask.serving.onnx_predictor import OnnxPredictor
 
     run, export = exported
@@ -172,7 +172,7 @@ def test_the_onnx_predictor_takes_raw_inputs_like_the_torch_one(exported) -> Non
     compare_records(onnx.predict(SENTENCES), reference.predict(examples()))
     tokens = [e.tokens for e in examples()]
     compare_records(onnx.predict(tokens), reference.predict(tokens))
-    with pytest.raises(InputError, match="sentence pair"):
+    with pytest.raises(DataError, match="sentence pair"):
         onnx.predict(("A premise .", "A hypothesis ."))
 
 

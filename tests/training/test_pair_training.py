@@ -80,7 +80,7 @@ def test_predict_on_a_pair_file_and_the_predictor_on_tuples(pair_run: Path, tmp_
     single.write_text(json.dumps({"text": "red cats sleep"}) + "\n")
     with pytest.raises(DataError, match=f"^{single}:1: one sentence, but every task of this model reads sentence pairs"):
         predictor.predict(read_inputs(single, "jsonl"))
-    with pytest.raises(DataError, match=r"^inputs\[0\]: a sentence pair is a tuple \(first, second\)"):
+    with pytest.raises(DataError, match=r"^input 0: a sentence pair is a tuple \(first, second\)"):
         predictor.predict([("a", "b", "c")])
 
 
