@@ -39,6 +39,9 @@ import torch
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # step_memory, also when loaded by path
+
+from step_memory import step_peak_bytes
 
 from polytask.balancing.balancer import StepContext
 from polytask.balancing.registry import build_balancer
@@ -119,24 +122,9 @@ class Row:
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
-    def persistent_bytes(self) -> int:
-        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        state = sum(v.numel() * v.element_size() for s in self.optimizer.state.values() for v in s.values()
-                    if isinstance(v, Tensor))
-        return params + state
-
     def peak_bytes(self, data: list[dict[str, Tensor]]) -> int:
-        from torch.profiler import ProfilerActivity, profile
-
-        self.optimizer.zero_grad(set_to_none=True)
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            self.step(data, zero_grad=False)
-        events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-        live = peak = 0
-        for _, nbytes in events:
-            live += nbytes
-            peak = max(peak, live)
-        return self.persistent_bytes() + peak
+        """Persistent bytes + the peak of tensor bytes allocated during one step."""
+        return step_peak_bytes(self.model, self.optimizer, lambda: self.step(data, zero_grad=False))
 
 
 def measure(architectures: list[str], methods: list[str], steps: int, rounds: int, encoder_type: str) -> list[dict]:

@@ -66,6 +66,9 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # step_memory, also when loaded by path
+
+from step_memory import step_peak_bytes
 
 from polytask.balancing.balancer import Balancer, StepContext
 from polytask.balancing.registry import available_methods, build_balancer
@@ -443,25 +446,9 @@ class Harness:
         if row.balancer is not None:
             row.balancer.after_optimizer_step({t: loss.detach() for t, loss in losses.items()}, context)
 
-    def persistent_bytes(self) -> int:
-        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        state = sum(v.numel() * v.element_size() for s in self.optimizer.state.values() for v in s.values()
-                    if isinstance(v, Tensor))
-        return params + state
-
     def peak_bytes(self, row: Row) -> int:
         """Persistent bytes + the peak of tensor bytes allocated during one step."""
-        from torch.profiler import ProfilerActivity, profile
-
-        self.optimizer.zero_grad(set_to_none=True)  # outside: frees of blocks the profiler never saw allocated
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            self.step(row, zero_grad=False)
-        events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-        live = peak = 0
-        for _, nbytes in events:
-            live += nbytes
-            peak = max(peak, live)
-        return self.persistent_bytes() + peak
+        return step_peak_bytes(self.model, self.optimizer, lambda: self.step(row, zero_grad=False))
 
 
 def measure(workload: str, steps: int, rounds: int, only: set[str] | None,

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
 RANK_SETTINGS = [("ew", "exact", 1), ("uw", "exact", 1), ("db_mtl", "exact", 1), ("upgrad", "exact", 1),
                  ("upgrad", "representation", 1), ("graddrop", "representation", 1), ("pcgrad", "exact", 3)]
 PRECISION_SETTINGS = [("ew", "exact"), ("upgrad", "exact"), ("pcgrad", "representation")]
@@ -42,27 +41,21 @@ TOLERANCE = {"cpu": 1e-5, "cuda": 1e-4}  # CUDA kernels sum in other orders (TF3
 
 def tiny_config(method: str, mode: str = "exact", update_every: int = 1, device: str = "cuda",
                 precision: str = "fp32", steps: int = 10) -> dict[str, Any]:
-    """The tests' POS + chunking + sentiment tagger, dropout off, SGD: 5 + 4 examples per step (uneven per rank)."""
-    conll = str(FIXTURES / "conll2000_tiny.txt")
+    """The tests' POS + chunking + sentiment tagger (``tests.conftest.tiny_config_dict``), dropout off, SGD: 5 + 4
+    examples per step (uneven per rank)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from tests.conftest import tiny_config_dict
+
+    data = tiny_config_dict()
+    data["tasks"]["sentiment"]["batch_size"] = 4
+    data["encoder"].update(dropout=0.0, embedding_dropout=0.0)
     head = {"dropout": 0.0}
-    return {
-        "tasks": {
-            "pos": {"type": "token_classification",
-                    "data": {"format": "conll", "train": conll, "dev": conll, "test": conll, "column": 1}},
-            "chunk": {"type": "token_classification", "scheme": "iob2",
-                      "data": {"format": "conll", "train": conll, "dev": conll, "test": conll, "column": 2}},
-            "sentiment": {"type": "sequence_classification", "batch_size": 4,
-                          "data": {"format": "lines", "files": {"pos": str(FIXTURES / "polarity_tiny.pos"),
-                                                                "neg": str(FIXTURES / "polarity_tiny.neg")},
-                                   "split": {"dev": 0.4, "seed": 3}}},
-        },
-        "encoder": {"type": "bilstm", "word_dim": 16, "char_dim": 8, "char_filters": 8, "hidden": 16, "layers": 2,
-                    "dropout": 0.0, "embedding_dropout": 0.0},
-        "heads": {"pos": {"layer": 1, **head}, "chunk": dict(head), "sentiment": dict(head)},
-        "balancing": {"method": method, "mode": mode, "update_every": update_every},
-        "training": {"epochs": 1, "max_steps": steps, "batch_size": 5, "seed": 7, "lr": 0.05, "optimizer": "sgd",
-                     "threads": 1, "device": device, "precision": precision},
-    }
+    data["heads"] = {"pos": {"layer": 1, **head}, "chunk": dict(head), "sentiment": dict(head)}
+    data["balancing"] = {"method": method, "mode": mode, "update_every": update_every}
+    data["training"] = {"epochs": 1, "max_steps": steps, "batch_size": 5, "seed": 7, "lr": 0.05, "optimizer": "sgd",
+                        "threads": 1, "device": device, "precision": precision}
+    return data
 
 
 def exact_arithmetic() -> None:

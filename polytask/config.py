@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -242,6 +242,14 @@ ENCODER_OPTIONS: dict[str, type[BaseModel]] = {}
 """An encoder type's own options model, validating ``encoder.options`` (``register_encoder(name, options=...)``)."""
 
 
+def _type_fields(data: Any, accepted: Collection[str] | None, keep_if_set: tuple[str, ...] = ()) -> Any:
+    """A section's dump with only ``type`` and the fields its type reads (and ``keep_if_set`` ones that are set)."""
+    if accepted is None or not isinstance(data, dict):
+        return data
+    return {name: value for name, value in data.items()
+            if name == "type" or name in accepted or (name in keep_if_set and value)}
+
+
 class EncoderConfig(StrictModel):
     """The shared encoder. ``bilstm`` and ``cnn`` are trained from scratch; ``transformer`` is pretrained."""
 
@@ -280,11 +288,7 @@ class EncoderConfig(StrictModel):
     @model_serializer(mode="wrap")
     def _only_the_type_fields(self, handler: Any) -> dict[str, Any]:
         """Dumps (a run's config.yaml) hold only the fields the encoder type reads."""
-        data = handler(self)
-        accepted = ENCODER_FIELDS.get(self.type)
-        if accepted is None or not isinstance(data, dict):
-            return data
-        return {name: value for name, value in data.items() if name == "type" or name in accepted}
+        return _type_fields(handler(self), ENCODER_FIELDS.get(self.type))
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> EncoderConfig:
@@ -492,12 +496,7 @@ class SharingConfig(StrictModel):
     @model_serializer(mode="wrap")
     def _only_the_type_fields(self, handler: Any) -> dict[str, Any]:
         """Dumps (a run's config.yaml) hold only the fields the architecture reads."""
-        data = handler(self)
-        accepted = SHARING_FIELDS.get(self.type)
-        if accepted is None or not isinstance(data, dict):
-            return data
-        return {name: value for name, value in data.items()
-                if name == "type" or name in accepted or (name == "added_tasks" and value)}
+        return _type_fields(handler(self), SHARING_FIELDS.get(self.type), keep_if_set=("added_tasks",))
 
     @model_validator(mode="after")
     def _fields_of_the_type(self) -> SharingConfig:

@@ -40,14 +40,7 @@ def one_line_error(code: int, stderr: str) -> str:
     return stderr.strip().removeprefix("error: ")
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """Training in this process may set torch's thread count (training.threads); later tests must not inherit it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")  # training here may set torch's threads
 
 
 @pytest.fixture(scope="module")

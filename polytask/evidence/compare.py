@@ -108,35 +108,34 @@ def parse_methods(methods: Sequence[str] | str) -> list[str]:
     """Method names from a list or ``"ew,uw"``; unknown or repeated names are a one-line error."""
     from polytask.balancing.registry import available_methods
 
-    names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods)]
-    names = [m for m in names if m]
+    names = _names(methods)
     if not names:
         raise PolytaskError("--methods needs at least one balancing method (e.g. ew,uw,pcgrad)")
-    known = available_methods()
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        raise PolytaskError(f"unknown method(s) {', '.join(map(repr, unknown))} in --methods; "
-                            f"choose from {', '.join(known)}")
-    repeated = sorted({m for m in names if names.count(m) > 1})
-    if repeated:
-        raise PolytaskError(f"--methods names {', '.join(repeated)} more than once")
-    return names
+    return _checked_names(names, available_methods(), "method", "--methods")
 
 
 def parse_architectures(architectures: Sequence[str] | str) -> list[str]:
     """Sharing architecture names from a list or ``"hard,mmoe"``; unknown or repeated names are a one-line error."""
     from polytask.models.sharing import available_architectures
 
-    names = [a.strip() for a in (architectures.split(",") if isinstance(architectures, str) else architectures)]
-    names = [a for a in names if a]
-    known = available_architectures()
-    unknown = [a for a in names if a not in known]
+    return _checked_names(_names(architectures), available_architectures(), "architecture", "--architectures")
+
+
+def _names(value: Sequence[str] | str) -> list[str]:
+    """The non-empty names of a list or a comma-separated string, stripped."""
+    names = [name.strip() for name in (value.split(",") if isinstance(value, str) else value)]
+    return [name for name in names if name]
+
+
+def _checked_names(names: list[str], known: Sequence[str], what: str, option: str) -> list[str]:
+    """``names`` if each is ``known`` and none repeats; else the one-line error naming ``option``."""
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise PolytaskError(f"unknown architecture(s) {', '.join(map(repr, unknown))} in --architectures; "
+        raise PolytaskError(f"unknown {what}(s) {', '.join(map(repr, unknown))} in {option}; "
                             f"choose from {', '.join(known)}")
-    repeated = sorted({a for a in names if names.count(a) > 1})
+    repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise PolytaskError(f"--architectures names {', '.join(repeated)} more than once")
+        raise PolytaskError(f"{option} names {', '.join(repeated)} more than once")
     return names
 
 

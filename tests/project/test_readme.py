@@ -98,14 +98,7 @@ def write_fixture_project(root: Path) -> None:
     (root / "sentences.txt").write_text("Prices rose sharply .\nHe left .\n")
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """Commands run in this process may set torch's thread count (training.threads); later tests must not inherit it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")  # training here may set torch's threads
 
 
 @pytest.fixture(scope="module")

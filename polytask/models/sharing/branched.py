@@ -17,10 +17,10 @@ from torch import Tensor, nn
 from polytask.config import SharingConfig
 from polytask.models.encoders.base import Encoder
 from polytask.models.sharing.base import RepresentationCut, SharingArchitecture, TaskStates
-from polytask.models.sharing.layers import Split, UpperLayers
+from polytask.models.sharing.layers import Split, Towers, UpperLayers
 
 
-class BranchedSharing(SharingArchitecture):
+class BranchedSharing(Towers, SharingArchitecture):
     """Shared bottom ``split.top_shared`` layers, then one tower of upper layers per group of tasks."""
 
     def __init__(self, encoder: Encoder, config: SharingConfig, tasks: Sequence[str]):
@@ -28,23 +28,13 @@ class BranchedSharing(SharingArchitecture):
         self.split = Split.resolve(encoder, config, unshared_input=True)
         self.groups = [list(group) for group in config.groups or [list(tasks)]]
         self.group_of = {task: g for g, group in enumerate(self.groups) for task in group}
-        first = self.split.upper_layers(encoder, own=self.split.copy)
-        if self.split.copy:
-            object.__setattr__(self, "_first_tower", first)  # the encoder's own modules, registered there
-            self.towers = nn.ModuleList(self.split.upper_layers(encoder) for _ in self.groups[1:])
-        else:
-            self.towers = nn.ModuleList([first, *(self.split.upper_layers(encoder) for _ in self.groups[1:])])
+        self.lay_out_towers(encoder, len(self.groups))
 
     def build(self) -> None:
-        if not self.split.copy:  # new blocks: fresh weights, every group's the same
-            self.towers[0].reinitialise()
-            for tower in self.towers[1:]:
-                tower.load_state_dict(self.towers[0].state_dict())
+        self.initialise_towers()
 
     def tower(self, group: int) -> UpperLayers:
-        if self.split.copy:
-            return self._first_tower if group == 0 else self.towers[group - 1]
-        return self.towers[group]
+        return self.tower_at(group)
 
     @property
     def layer_dims(self) -> list[int]:

@@ -25,22 +25,16 @@ from torch import Tensor, nn
 from polytask.config import SharingConfig
 from polytask.models.encoders.base import Encoder
 from polytask.models.sharing.base import RepresentationCut, SharingArchitecture, TaskStates
-from polytask.models.sharing.layers import Split, UpperLayers
+from polytask.models.sharing.layers import Split, Towers, UpperLayers
 
 
-class CrossStitchSharing(SharingArchitecture):
+class CrossStitchSharing(Towers, SharingArchitecture):
     """One tower per task, their states mixed by learned cross-stitch units after every layer."""
 
     def __init__(self, encoder: Encoder, config: SharingConfig, tasks: Sequence[str]):
         super().__init__(encoder, config, tasks)
         self.split = Split.resolve(encoder, config, default_shared=0, unshared_input=True, shared_input_default=False)
-        first = self.split.upper_layers(encoder, own=self.split.copy)
-        others = [self.split.upper_layers(encoder) for _ in self.tasks[1:]]
-        if self.split.copy:
-            object.__setattr__(self, "_first_tower", first)  # the encoder itself
-            self.towers = nn.ModuleList(others)
-        else:
-            self.towers = nn.ModuleList([first, *others])
+        self.lay_out_towers(encoder, len(self.tasks))
         self.stitches = nn.ModuleList(
             nn.ParameterDict({task: nn.Parameter(self._initial_row(task)) for task in self.tasks})
             for _ in range(self.split.upper))
@@ -58,20 +52,14 @@ class CrossStitchSharing(SharingArchitecture):
         return row
 
     def tower(self, task: str) -> UpperLayers:
-        index = self.tasks.index(task)
-        if self.split.copy:
-            return self._first_tower if index == 0 else self.towers[index - 1]
-        return self.towers[index]
+        return self.tower_at(self.tasks.index(task))
 
     @property
     def layer_dims(self) -> list[int]:
         return list(self.split.dims)
 
     def build(self) -> None:
-        if not self.split.copy:  # new blocks: fresh weights, every tower the same
-            self.towers[0].reinitialise()
-            for tower in self.towers[1:]:
-                tower.load_state_dict(self.towers[0].state_dict())
+        self.initialise_towers()
 
     def forward(self, inputs: Mapping[str, Tensor], tasks: Sequence[str], cut: RepresentationCut) -> dict[str, TaskStates]:
         mask = inputs["mask"]

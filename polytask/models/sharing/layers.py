@@ -124,6 +124,39 @@ class UpperLayers(nn.Module):
         reinitialise(self)
 
 
+class Towers:
+    """One set of upper layers per branch (a task group, a task) of an architecture over a ``Split``.
+
+    Mixed into branched and cross-stitch sharing. With a copy split the first tower is the
+    encoder's own upper layers, kept unregistered here (the encoder registers them) and the others
+    are copies in ``towers``; otherwise ``towers`` holds new blocks, one per branch, initialised alike.
+    """
+
+    split: Split
+    towers: nn.ModuleList
+
+    def lay_out_towers(self, encoder: Encoder, count: int) -> None:
+        first = self.split.upper_layers(encoder, own=self.split.copy)
+        others = [self.split.upper_layers(encoder) for _ in range(count - 1)]
+        if self.split.copy:
+            object.__setattr__(self, "_first_tower", first)  # the encoder's own modules, registered there
+            self.towers = nn.ModuleList(others)
+        else:
+            self.towers = nn.ModuleList([first, *others])
+
+    def initialise_towers(self) -> None:
+        """New blocks: fresh weights, every branch's the same (copied layers keep the encoder's)."""
+        if not self.split.copy:
+            self.towers[0].reinitialise()
+            for tower in self.towers[1:]:
+                tower.load_state_dict(self.towers[0].state_dict())
+
+    def tower_at(self, index: int) -> UpperLayers:
+        if self.split.copy:
+            return self._first_tower if index == 0 else self.towers[index - 1]
+        return self.towers[index]
+
+
 class StackLayers(UpperLayers):
     """Encoder layers ``first .. first + count - 1``: the encoder's own modules (not registered here) or copies."""
 
