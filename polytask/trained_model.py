@@ -16,7 +16,7 @@ from polytask.errors import PolytaskError
 
 if TYPE_CHECKING:
     from polytask.config import ExperimentConfig
-    from polytask.serving.inputs import PredictInput
+    from polytask.serving.inputs import RawInput
     from polytask.serving.predictor import Predictor
     from polytask.training.setup import Experiment
 
@@ -61,11 +61,11 @@ class TrainedModel:
         """Per task: type, level and label space (as ``labels.json`` holds it)."""
         return self.predictor.describe_tasks()
 
-    def predict(self, inputs: PredictInput | Sequence[PredictInput]) -> dict[str, Any] | list[dict[str, Any]]:
+    def predict(self, inputs: RawInput | Sequence[RawInput]) -> dict[str, Any] | list[dict[str, Any]]:
         """Every task for ``inputs`` from one encoder pass per batch, as ``polytask predict`` writes them.
 
-        A text gives one record; a list of texts or of token lists (``[["New", "York"]]``) gives
-        a list of records in order. A record holds ``tokens`` (and ``text``) and per task in
+        A text or a sentence pair ``(text, text_pair)`` gives one record; a list of texts, token
+        lists (``[["New", "York"]]``) or pairs gives a list of records in order. A record holds ``tokens`` (and ``text``) and per task in
         ``tasks``: ``labels`` (token tasks; plus ``spans`` with a scheme) or ``label`` (with
         ``probabilities`` for classification). Texts are split like ``--format text``.
         """
