@@ -1,9 +1,17 @@
 """Requests per second and latency of ``polytask serve`` with and without batching across clients.
 
-One run directory (the built-in synthetic benchmark's tasks, a 64-unit BiLSTM, 60 training
-steps) is served by ``polytask serve`` in a separate process; a load generator in this process
-keeps ``--clients`` requests in flight over loopback, each request holding 1–8 seeded random
-sentences. Settings alternate in rounds so machine load affects them alike:
+Each model (``--models``; the built-in synthetic benchmark's tag, chunk and mood tasks, 60 training
+steps) is measured in process against three single-task models of the same size, torch against
+onnxruntime, and over HTTP: served by ``polytask serve`` in a separate process, a load generator in
+this process keeps ``--clients`` requests in flight over loopback, each request holding 1–8 seeded
+random sentences. The models:
+
+* ``demo-cnn``: the demo's encoder, a 2-layer CNN of 64 channels on 32-dimensional word vectors —
+  so small that per-request Python work (HTTP, JSON, records) costs more than the model;
+* ``bilstm``: the flagship examples' encoder, a 2-layer BiLSTM of 128 per direction on 100-dimensional
+  word vectors and character features (``examples/ner-pos-sentiment.yaml``'s size).
+
+HTTP settings alternate in rounds so machine load affects them alike:
 
 * ``unbatched``: ``--max-batch 1`` — every request runs through the model alone (as before
   batching: one request at a time);
@@ -31,9 +39,13 @@ from pathlib import Path
 
 SETTINGS = {"unbatched": ["--max-batch", "1"], "batched-10ms": ["--max-batch", "64", "--max-wait-ms", "10"]}
 TASKS = ("tag", "chunk", "mood")
+MODELS = {
+    "demo-cnn": {"type": "cnn", "word_dim": 32, "hidden": 64, "layers": 2},
+    "bilstm": {"type": "bilstm", "word_dim": 100, "chars": True, "hidden": 128, "layers": 2},
+}
 
 
-def train_run(out: Path, tasks: tuple[str, ...] = TASKS) -> None:
+def train_run(out: Path, encoder: dict, tasks: tuple[str, ...] = TASKS) -> None:
     from polytask.config import validate_config
     from polytask.demo import demo_config
     from polytask.training.run import train_run as train
@@ -41,7 +53,7 @@ def train_run(out: Path, tasks: tuple[str, ...] = TASKS) -> None:
     data = demo_config(steps=60, epochs=1)
     data["tasks"] = {name: data["tasks"][name] for name in tasks}
     data["heads"] = {name: head for name, head in data.get("heads", {}).items() if name in tasks}
-    data["encoder"].update({"hidden": 64})
+    data["encoder"] = dict(encoder)
     train(validate_config(data), out, progress=False)
 
 
@@ -144,46 +156,39 @@ def serve(run: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
         time.sleep(0.2)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--requests", type=int, default=10_000, help="requests per HTTP setting and round")
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+def measure(model: str, root: Path, args: argparse.Namespace) -> dict:
+    """(a), (c) and (b) for one model size."""
     from polytask.data.example import Example
     from polytask.export.onnx_export import export_run
     from polytask.serving.onnx_predictor import OnnxPredictor
     from polytask.serving.predictor import Predictor
 
-    result: dict = {"clients": args.clients, "requests": args.requests, "rounds": args.rounds}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        train_run(root / "joint")
-        for task in TASKS:
-            train_run(root / task, (task,))
-        examples = [Example(tokens=s) for s in sentences(seed=2, n=2000)]
-        joint = Predictor.from_run(root / "joint")
-        singles = [Predictor.from_run(root / task) for task in TASKS]
-        joint_rate, singles_rate = rate([joint], examples, args.rounds + 1), rate(singles, examples, args.rounds + 1)
-        result["in_process"] = {"sentences": len(examples), "one_3_task_model": joint_rate,
-                                "three_single_task_models": singles_rate, "ratio": joint_rate / singles_rate}
-        export_run(root / "joint", root / "export")
-        onnx = OnnxPredictor.from_dir(root / "export")
-        onnx_rate, torch_rate = rate([onnx], examples, args.rounds + 1), rate([joint], examples, args.rounds + 1)
-        result["onnx"] = {"onnxruntime": onnx_rate, "torch": torch_rate, "ratio": onnx_rate / torch_rate}
-        requests = bodies(seed=1)
-        runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
-        for round_ in range(args.rounds):
-            for name, extra in SETTINGS.items():
-                process, base = serve(root / "joint", extra)
-                try:
-                    asyncio.run(load(base, args.clients, 200, requests))  # warm-up
-                    runs[name].append(asyncio.run(load(base, args.clients, args.requests, requests)))
-                finally:
-                    process.terminate()
-                    process.wait(timeout=30)
-                print(f"round {round_ + 1} {name}: {runs[name][-1]}", file=sys.stderr)
+    result: dict = {"encoder": MODELS[model]}
+    train_run(root / "joint", MODELS[model])
+    for task in TASKS:
+        train_run(root / task, MODELS[model], (task,))
+    examples = [Example(tokens=s) for s in sentences(seed=2, n=2000)]
+    joint = Predictor.from_run(root / "joint")
+    singles = [Predictor.from_run(root / task) for task in TASKS]
+    joint_rate, singles_rate = rate([joint], examples, args.rounds + 1), rate(singles, examples, args.rounds + 1)
+    result["in_process"] = {"sentences": len(examples), "one_3_task_model": joint_rate,
+                            "three_single_task_models": singles_rate, "ratio": joint_rate / singles_rate}
+    export_run(root / "joint", root / "export")
+    onnx = OnnxPredictor.from_dir(root / "export")
+    onnx_rate, torch_rate = rate([onnx], examples, args.rounds + 1), rate([joint], examples, args.rounds + 1)
+    result["onnx"] = {"onnxruntime": onnx_rate, "torch": torch_rate, "ratio": onnx_rate / torch_rate}
+    requests = bodies(seed=1)
+    runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
+    for round_ in range(args.rounds):
+        for name, extra in SETTINGS.items():
+            process, base = serve(root / "joint", extra)
+            try:
+                asyncio.run(load(base, args.clients, 200, requests))  # warm-up
+                runs[name].append(asyncio.run(load(base, args.clients, args.requests, requests)))
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+            print(f"{model} round {round_ + 1} {name}: {runs[name][-1]}", file=sys.stderr)
     rows = []
     for name, measured in runs.items():
         rows.append({"setting": name, **{key: statistics.median(m[key] for m in measured)
@@ -193,16 +198,36 @@ def main() -> None:
         row["ratio_to_unbatched"] = row["requests_per_second"] / rows[0]["requests_per_second"]
         row["ratio_to_in_process"] = row["sentences_per_second"] / result["in_process"]["one_3_task_model"]
     result["http"] = rows
-    ip, ox = result["in_process"], result["onnx"]
-    print(f"(a) in process, {ip['sentences']} sentences: one 3-task model {ip['one_3_task_model']:.0f}/s, three "
-          f"single-task models {ip['three_single_task_models']:.0f}/s: {ip['ratio']:.2f}x")
-    print(f"(c) onnxruntime {ox['onnxruntime']:.0f}/s vs torch {ox['torch']:.0f}/s: {ox['ratio']:.2f}x")
-    print(f"(b) {'setting':<14}{'req/s':>9}{'sent/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x unbatched':>13}"
-          f"{'x in-process':>14}{'errors':>8}")
-    for row in rows:
-        print(f"    {row['setting']:<14}{row['requests_per_second']:>9.1f}{row['sentences_per_second']:>9.0f}"
-              f"{row['p50_ms']:>9.0f}{row['p99_ms']:>9.0f}{row['ratio_to_unbatched']:>13.2f}"
-              f"{row['ratio_to_in_process']:>14.2f}{row['failures']:>8}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per HTTP setting and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    if not models or set(models) - set(MODELS):
+        parser.error(f"--models takes names from {', '.join(MODELS)}")
+    result: dict = {"clients": args.clients, "requests": args.requests, "rounds": args.rounds, "models": {}}
+    for model in models:
+        with tempfile.TemporaryDirectory() as tmp:
+            result["models"][model] = measure(model, Path(tmp), args)
+    for model, measured in result["models"].items():
+        ip, ox = measured["in_process"], measured["onnx"]
+        print(f"{model}: {measured['encoder']}")
+        print(f"(a) in process, {ip['sentences']} sentences: one 3-task model {ip['one_3_task_model']:.0f}/s, three "
+              f"single-task models {ip['three_single_task_models']:.0f}/s: {ip['ratio']:.2f}x")
+        print(f"(c) onnxruntime {ox['onnxruntime']:.0f}/s vs torch {ox['torch']:.0f}/s: {ox['ratio']:.2f}x")
+        print(f"(b) {'setting':<14}{'req/s':>9}{'sent/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x unbatched':>13}"
+              f"{'x in-process':>14}{'errors':>8}")
+        for row in measured["http"]:
+            print(f"    {row['setting']:<14}{row['requests_per_second']:>9.1f}{row['sentences_per_second']:>9.0f}"
+                  f"{row['p50_ms']:>9.0f}{row['p99_ms']:>9.0f}{row['ratio_to_unbatched']:>13.2f}"
+                  f"{row['ratio_to_in_process']:>14.2f}{row['failures']:>8}")
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -157,7 +157,8 @@ class TokenClassification(TaskType):
         return (targets.masked_fill(~labelled[:, None], IGNORE_INDEX) != IGNORE_INDEX).sum()
 
     def decode(self, logits: Tensor, lengths: Sequence[int]) -> list[list[str]]:
-        return [[self.tags.names[i] for i in row] for row in self.decoder.decode(logits, lengths)]
+        names = self.tags.names
+        return [[names[i] for i in row] for row in self.decoder.decode(logits, lengths)]
 
     def probabilities(self, logits: Tensor, lengths: Sequence[int]) -> list[list[dict[str, float]]]:
         """Per token, the probability of every tag (a CRF's marginals)."""

@@ -105,7 +105,39 @@ def test_the_runtime_really_runs_without_torch(tmp_path: Path) -> None:
 
 
 def test_logits_match_torch_within_1e_4(exported, tmp_path: Path) -> None:
-    run, export = exported
+    assert_logits_match(*exported, tmp_path)
+
+
+def test_a_shared_lora_adapter_is_merged_into_the_export(tmp_path: Path) -> None:
+    data = tiny_config_dict()
+    data["encoder"] = {"type": "transformer", "model": str(tiny_bert()), "max_length": 16,
+                       "adapters": {"r": 4, "alpha": 8.0}}
+    data["heads"] = {}
+    data["training"].update({"epochs": 2, "lr": 0.01})
+    train_run(validate_config(data), tmp_path / "run", progress=False)
+    trained = load_run(tmp_path / "run").model.encoder.model
+    assert any("lora_B" in name and bool(weight.abs().sum() > 0) for name, weight in trained.named_parameters()), \
+        "the adapter did not move from its zero start: the test would not see a missing merge"
+    export_run(tmp_path / "run", tmp_path / "export")
+    assert_logits_match(tmp_path / "run", tmp_path / "export", tmp_path)
+    assert any("lora" in name for name, _ in load_run(tmp_path / "run").model.named_parameters())  # the run is untouched
+
+
+def test_per_task_lora_adapters_are_refused_in_one_line(tmp_path: Path) -> None:
+    from polytask.errors import PolytaskError
+
+    data = tiny_config_dict()
+    data["encoder"] = {"type": "transformer", "model": str(tiny_bert()), "max_length": 16,
+                       "adapters": {"r": 2, "per_task": True}}
+    data["heads"], data["training"]["epochs"] = {}, 1
+    train_run(validate_config(data), tmp_path / "run", progress=False)
+    with pytest.raises(PolytaskError, match="per-task LoRA adapters is not supported yet"):
+        export_run(tmp_path / "run", tmp_path / "export")
+    assert not (tmp_path / "export").exists()
+
+
+def assert_logits_match(run: Path, export: Path, tmp_path: Path) -> None:
+    """The export's logits, computed in a subprocess without torch, equal the torch model's within 1e-4."""
     experiment = load_run(run)
     featurizer = experiment.model.encoder.featurizer
     tokens = [e.tokens for e in examples()]

@@ -58,3 +58,11 @@ def activate(model: nn.Module, name: str) -> None:
     model.set_adapter(name)
     for p, flag in flags:
         p.requires_grad_(flag)
+
+
+def merged_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its one LoRA adapter folded into the base weights (W + BA·α/r): the same function
+    as plain modules, which ``torch.export`` traces like the model without adapters (``peft``'s ``merge_and_unload``)."""
+    import copy
+
+    return copy.deepcopy(model).merge_and_unload()

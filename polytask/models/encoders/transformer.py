@@ -266,10 +266,18 @@ class TransformerEncoder(Encoder):
         return groups
 
     def export_module(self) -> nn.Module:
-        """One traceable call over all windows; LoRA adapters are not exported yet (a one-line error)."""
-        if self.adapters is not None:
-            raise PolytaskError("ONNX export of an encoder with LoRA adapters is not supported yet")
-        return TransformerExport(self).eval()
+        """One traceable call over all windows; a shared LoRA adapter is merged into a copy of the weights first.
+
+        Per-task adapters are refused in one line: each task would need its own encoder pass in the graph.
+        """
+        if self.task_conditioned:
+            raise PolytaskError("ONNX export of an encoder with per-task LoRA adapters is not supported yet "
+                                "(a shared adapter, adapters.per_task: false, is)")
+        if self.adapters is None:
+            return TransformerExport(self, self.model).eval()
+        from polytask.models.encoders.adapters import merged_copy
+
+        return TransformerExport(self, merged_copy(self.model)).eval()
 
     def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor,
                         token_type_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -331,14 +339,16 @@ class TransformerExport(nn.Module):
     """``TransformerEncoder.forward`` for ``torch.export``: every window in one call (no chunking by length,
     which the attention mask makes equal), then the same piece gathering and pooling."""
 
-    def __init__(self, encoder: TransformerEncoder):
+    def __init__(self, encoder: TransformerEncoder, model: nn.Module):
+        """``model``: the encoder's transformer, or a copy of it with a shared adapter merged in."""
         super().__init__()
-        self.encoder = encoder
+        self.model, self.case = model, encoder.case
+        object.__setattr__(self, "encoder", encoder)  # for its pooling; not a submodule: its weights are ``model``'s
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
                 word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
-        hidden = torch.stack(self.encoder.model(input_ids=input_ids, attention_mask=attention_mask,
-                                                output_hidden_states=True).hidden_states)
+        hidden = torch.stack(self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                        output_hidden_states=True).hidden_states)
         return self.encoder.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
 
 

@@ -69,24 +69,36 @@ def _chunk_starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
     return tag != "O" and prev_type != type_
 
 
-_SPLITS: dict[str, dict[str, tuple[str, str]]] = {}
+_STEPS: dict[str, dict[tuple[str, str], tuple[bool, bool, str, str]]] = {}
+
+
+def _step(steps: dict[tuple[str, str], tuple[bool, bool, str, str]], previous: str, tag: str,
+          scheme: str) -> tuple[bool, bool, str, str]:
+    """Whether a chunk ends before ``tag`` and starts at it after ``previous``, and both tags' types (memoised)."""
+    prev_prefix, prev_type = split_tag(previous, scheme)
+    prefix, type_ = split_tag(tag, scheme)
+    step = steps[previous, tag] = (_chunk_ends(prev_prefix, prefix, prev_type, type_),
+                                   _chunk_starts(prev_prefix, prefix, prev_type, type_), prev_type, type_)
+    return step
 
 
 def extract_spans(tags: Sequence[str], scheme: str) -> list[Span]:
-    """The chunks of one tag sequence as ``(type, start, end)``, end exclusive, conlleval's way."""
+    """The chunks of one tag sequence as ``(type, start, end)``, end exclusive, conlleval's way.
+
+    Whether a chunk ends or starts at a token depends on that token's tag and the previous one
+    only, so each pair of a label space is decided once and looked up after (a served model's
+    spans cost one dictionary lookup per token).
+    """
     spans: list[Span] = []
-    prev_tag, prev_type, start = "O", "", 0
-    splits = _SPLITS.setdefault(scheme, {})  # a label space has few tags: split each once
+    steps = _STEPS.setdefault(scheme, {})
+    previous, start = "O", 0
     for i, tag in enumerate([*tags, "O"]):  # the trailing O closes a final chunk, like a sentence boundary
-        parts = splits.get(tag)
-        if parts is None:
-            parts = splits[tag] = split_tag(tag, scheme)
-        prefix, type_ = parts
-        if _chunk_ends(prev_tag, prefix, prev_type, type_):
-            spans.append((prev_type, start, i))
-        if _chunk_starts(prev_tag, prefix, prev_type, type_):
+        step = steps.get((previous, tag)) or _step(steps, previous, tag, scheme)
+        if step[0]:
+            spans.append((step[2], start, i))
+        if step[1]:
             start = i
-        prev_tag, prev_type = prefix, type_
+        previous = tag
     return spans
 
 
