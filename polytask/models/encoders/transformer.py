@@ -11,7 +11,7 @@ central window and pools each word's pieces. ``layers[0]`` is the embedding outp
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ from polytask.data.pieces import window_arrays
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
+from polytask.models.encoders.packing import pack_windows
 from polytask.models.encoders.pretrained import (
     load_model_config,
     load_pretrained,
@@ -155,6 +156,7 @@ class TransformerEncoder(Encoder):
         self.adapters = config.adapters
         self.task_conditioned = bool(self.adapters and self.adapters.per_task)
         self.chunk_rows = config.chunk_rows or DEFAULT_CHUNK_ROWS
+        self.packing = False  # decided in build(): config.packing, or (null) whether the model packs exactly
         self._frozen: set[int] = set()
 
     def build(self) -> None:
@@ -164,6 +166,11 @@ class TransformerEncoder(Encoder):
             p.requires_grad_(train_base and not _UNUSED.search(name))
         self._frozen = {id(p) for p in model.parameters() if not p.requires_grad}
         self.model = model
+        self.packing = self.config.packing is not False and self.packs_exactly()
+        if self.config.packing and not self.packing:
+            raise ConfigError(f"{self.config.model!r} does not give packed windows the states it gives them apart "
+                              f"(its position ids or attention masks work otherwise): set encoder.packing to false or null",
+                              field="encoder.packing")
         if self.adapters is not None and not self.task_conditioned:
             self._add_adapter(SHARED_ADAPTER)
         self.case = CaseEmbedding() if self.config.case_features else None  # joined to every layer's word states
@@ -228,30 +235,74 @@ class TransformerEncoder(Encoder):
         return TransformerExport(self).eval()
 
     def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor) -> tuple[Tensor, Tensor]:
-        """Every layer's states of the windows, [layers, windows, length, dim], and ``piece_index`` into them.
+        """Every layer's states of the windows' positions, [layers, rows, length, dim], and ``piece_index`` into them.
 
-        The windows run sorted by length in chunks of ``chunk_rows``, each cut to its own longest
-        window, so a short sentence batched with long ones (a mixed multi-task step) is not padded
-        to their length; the attention mask makes the states of real pieces the same either way.
-        The states stay in sorted order and ``piece_index`` is renumbered to match.
+        With packing, short windows share rows first (``packing.pack_windows``); then the rows run
+        sorted by length in chunks of ``chunk_rows``, each cut to its own longest row, so a short
+        sentence batched with long ones (a mixed multi-task step) is not padded to their length.
+        Position ids and the attention mask make the states of real pieces the same either way.
         """
-        windows, width = input_ids.shape
-        lengths = attention_mask.sum(1)
-        if windows <= self.chunk_rows:
-            used = max(int(lengths.max()), 1) if windows else width
-            output = self.model(input_ids=input_ids[:, :used], attention_mask=attention_mask[:, :used],
-                                output_hidden_states=True)
+        if self.packing and input_ids.shape[0] > 1:
+            packed = pack_windows(input_ids, attention_mask, piece_index, self.featurizer.pad)
+            if packed.input_ids.shape[0] < input_ids.shape[0]:
+                return self._encode_rows(packed.lengths, packed.input_ids.shape[1], packed.piece_index,
+                                         lambda rows, used: {"input_ids": packed.input_ids[rows, :used],
+                                                             "position_ids": packed.position_ids[rows, :used],
+                                                             "attention_mask": packed.attention_mask(rows, used)})
+        return self._encode_rows(attention_mask.sum(1), input_ids.shape[1], piece_index,
+                                 lambda rows, used: {"input_ids": input_ids[rows, :used],
+                                                     "attention_mask": attention_mask[rows, :used]})
+
+    def _encode_rows(self, lengths: Tensor, width: int, piece_index: Tensor,
+                     inputs: Callable[[Tensor | slice, int], dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
+        """The transformer over rows of ``lengths`` real positions in length-sorted chunks; ``inputs(rows, used)`` slices them.
+
+        The states stay in sorted order and ``piece_index`` (flat positions in rows of ``width``) is renumbered to match.
+        """
+        count = lengths.shape[0]
+        if count <= self.chunk_rows:
+            used = max(int(lengths.max()), 1) if count else width
+            output = self.model(**inputs(slice(None), used), output_hidden_states=True)
             return _pad_length(torch.stack(output.hidden_states), width), piece_index
         order = torch.argsort(lengths, stable=True)
         chunks = []
         for rows in order.split(self.chunk_rows):
             used = max(int(lengths[rows].max()), 1)
-            output = self.model(input_ids=input_ids[rows, :used], attention_mask=attention_mask[rows, :used],
-                                output_hidden_states=True)
+            output = self.model(**inputs(rows, used), output_hidden_states=True)
             chunks.append(_pad_length(torch.stack(output.hidden_states), width))
         position = torch.empty_like(order)
-        position[order] = torch.arange(windows, device=order.device)  # window w is row position[w] of the sorted states
+        position[order] = torch.arange(count, device=order.device)  # row r is row position[r] of the sorted states
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
+
+    def packs_exactly(self) -> bool:
+        """Whether the model gives two windows packed in one row the states it gives them apart (checked in eval mode).
+
+        Packing passes position ids counted from 0 in each window and a 4-D attention mask; a model
+        that numbers positions otherwise (RoBERTa starts after its padding id) or takes no position
+        ids fails the check.
+        """
+        inputs = self.featurizer([["a", "packing", "probe", "of", "nine", "words", "or", "so", "."], ["a"], ["short", "one"]])
+        training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                apart, index = self._encode_rows(inputs["attention_mask"].sum(1), inputs["input_ids"].shape[1],
+                                                 inputs["piece_index"],
+                                                 lambda rows, used: {"input_ids": inputs["input_ids"][rows, :used],
+                                                                     "attention_mask": inputs["attention_mask"][rows, :used]})
+                packed = pack_windows(inputs["input_ids"], inputs["attention_mask"], inputs["piece_index"],
+                                      self.featurizer.pad)
+                together = self.model(input_ids=packed.input_ids, position_ids=packed.position_ids,
+                                      attention_mask=packed.attention_mask(slice(None), packed.input_ids.shape[1]),
+                                      output_hidden_states=True)
+                together = torch.stack(together.hidden_states)
+        except (TypeError, ValueError, RuntimeError, IndexError):  # the model's forward takes no packed inputs
+            return False
+        finally:
+            self.model.train(training)
+        a = apart.flatten(1, 2)[:, index]
+        b = together.flatten(1, 2)[:, packed.piece_index]
+        return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-3))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
                 word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None) -> EncoderOutput:
