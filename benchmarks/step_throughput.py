@@ -8,7 +8,8 @@ workload through the same trainer, batches of ``batch_size`` consecutive 30-word
 task's training words (labelled for POS), the batches a transformer pads least.
 
     POLYTASK_DATA=../shared/data python benchmarks/step_throughput.py [--config examples/ner-pos-sentiment.yaml]
-        [--modes mixed,one-task,uniform] [--steps 20] [--rounds 3] [--threads 2] [--compare-packing] [--out FILE.json]
+        [--modes mixed,one-task,uniform] [--steps 20] [--rounds 3] [--threads 2] [--clock wall|cpu] [--compare-packing]
+        [--set FIELD=VALUE] [--out FILE.json]
 
 ``--compare-packing`` (transformer configs) adds the mixed and uniform modes with window packing
 switched off on the same model, so the effect of packing is measured in the same rounds.
@@ -66,6 +67,8 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=2000, help="training examples read per task")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compare-packing", action="store_true")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: this process's CPU seconds (with --threads 1, steadier than wall time on a shared machine)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -82,6 +85,7 @@ def main() -> None:
     from polytask.data.steps import StepBuilder
     from polytask.training.trainer import Trainer
 
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     experiment = build(args.config, args.budget, [*args.overrides, f"training.threads={args.threads}"])
     trainer = Trainer(experiment, progress=False)
     encoder = experiment.model.encoder
@@ -108,10 +112,10 @@ def main() -> None:
             batches = [sources[mode](step + i) for i in range(args.steps)]
             if hasattr(encoder, "packing"):
                 encoder.packing = packing and packed
-            started = time.perf_counter()
+            started = clock()
             for batch in batches:
                 trainer.train_step(batch)
-            seconds = time.perf_counter() - started
+            seconds = clock() - started
             step += args.steps
             if round_index:
                 rates[run].append(sum(len(b.examples) for b in batches) / seconds)
@@ -119,7 +123,7 @@ def main() -> None:
     records = [{"mode": label[run], "examples_per_second": statistics.median(rates[run]),
                 "words_per_second": statistics.median(word_rates[run]), "tokens_per_second": statistics.median(word_rates[run]),
                 "round_words_per_second": word_rates[run], "steps": args.steps, "rounds": args.rounds,
-                "threads": torch.get_num_threads(), "config": str(args.config),
+                "threads": torch.get_num_threads(), "clock": args.clock, "config": str(args.config),
                 "encoder": experiment.config.encoder.type, "packing": bool(packing and run[1])} for run in runs]
     by_label = {r["mode"]: r for r in records}
     for record in records:

@@ -31,6 +31,7 @@ from polytask.models.encoders.pretrained import (
 )
 from polytask.models.encoders.subwords import (
     SUBWORD_POOLING,
+    first_piece,
     placeholder_piece,
     split_into_pieces,
 )
@@ -318,8 +319,12 @@ class TransformerEncoder(Encoder):
     def words_from_windows(self, hidden: Tensor, piece_index: Tensor, word_start: Tensor, word_end: Tensor,
                            mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
         """Word states of every layer from the windows' states ``[layers, windows, length, dim]``."""
-        pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
-        words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
+        flat = hidden.flatten(1, 2)
+        if self.pool is first_piece:  # each word's first piece straight from its window: no [layers, batch, pieces] copy
+            words = flat[:, piece_index.gather(1, word_start)]
+        else:
+            words = self.pool(flat[:, piece_index], word_start, word_end)  # pieces, each from its central window
+        words = words * mask.unsqueeze(-1).to(hidden.dtype)
         layers = list(words.unbind(0))
         if self.case is not None:
             if shape_ids is None:
