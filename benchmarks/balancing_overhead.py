@@ -53,6 +53,7 @@ include the allocator's cached pages, and ``tracemalloc`` does not see torch's a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -65,10 +66,12 @@ import torch
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # step_memory, also when loaded by path
+
+from step_memory import step_peak_bytes
 
 from polytask.balancing.balancer import Balancer, StepContext
 from polytask.balancing.registry import available_methods, build_balancer
-from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.errors import MissingDependencyError
 
 EVERY_K = 10
@@ -403,29 +406,39 @@ class Harness:
         self.batches = self.model.batches(8)
         self.cursor = 0
         self.rep_tasks: dict[str, Tensor] = {}  # per-task copies of the representation, for split rows
-        self.row_lookups = RowLookupRecorder(self.model.encoder)  # as the trainer: embedding rows read per step
-        if not row_lookups:  # --dense-tables: every task's table gradient as a dense V×d tensor
-            self.row_lookups.remove()
+        self.row_lookups = row_lookups  # --dense-tables (False): every task's table gradient as a dense V×d tensor
+        self.attached: set[int] = set()
+
+    def watch(self, row: Row):
+        """As the trainer: the row's balancer attached to the encoder once, the forward pass in its watch."""
+        if row.balancer is None:
+            return contextlib.nullcontext()
+        if id(row.balancer) not in self.attached:
+            row.balancer.attach(self.model.encoder)
+            if hasattr(row.balancer, "row_lookups"):
+                row.balancer.row_lookups = self.row_lookups
+            self.attached.add(id(row.balancer))
+        return row.balancer.watch_forward()
 
     def step(self, row: Row, zero_grad: bool = True) -> None:
         batch = self.batches[self.cursor % len(self.batches)]
         self.cursor += 1
         if zero_grad:
             self.optimizer.zero_grad(set_to_none=True)
-        self.row_lookups.take()
-        if row.split:
-            states = self.model.encode(batch)
-            self.rep_tasks = {t: states.detach().clone().requires_grad_() for t in self.model.heads}
-            losses = self.model.losses_from(self.rep_tasks, batch)
-        else:
-            states, losses = self.model(batch)
+        with self.watch(row):
+            if row.split:
+                states = self.model.encode(batch)
+                self.rep_tasks = {t: states.detach().clone().requires_grad_() for t in self.model.heads}
+                losses = self.model.losses_from(self.rep_tasks, batch)
+            else:
+                states, losses = self.model(batch)
 
         def recompute() -> dict[str, Tensor]:
             with torch.no_grad():
                 return {t: loss.detach() for t, loss in self.model(batch)[1].items()}
 
         context = StepContext(shared_parameters=self.shared, representation=[states], step=self.cursor,
-                              recompute_losses=recompute, row_lookups=self.row_lookups.take())
+                              recompute_losses=recompute)
         if "epoch" in StepContext.__dataclass_fields__:  # epoch-based weightings (DWA): 50-step "epochs"
             context.epoch = self.cursor // 50
         row.backward(losses, context)
@@ -433,25 +446,9 @@ class Harness:
         if row.balancer is not None:
             row.balancer.after_optimizer_step({t: loss.detach() for t, loss in losses.items()}, context)
 
-    def persistent_bytes(self) -> int:
-        params = sum(p.numel() * p.element_size() for p in self.model.parameters())
-        state = sum(v.numel() * v.element_size() for s in self.optimizer.state.values() for v in s.values()
-                    if isinstance(v, Tensor))
-        return params + state
-
     def peak_bytes(self, row: Row) -> int:
         """Persistent bytes + the peak of tensor bytes allocated during one step."""
-        from torch.profiler import ProfilerActivity, profile
-
-        self.optimizer.zero_grad(set_to_none=True)  # outside: frees of blocks the profiler never saw allocated
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            self.step(row, zero_grad=False)
-        events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-        live = peak = 0
-        for _, nbytes in events:
-            live += nbytes
-            peak = max(peak, live)
-        return self.persistent_bytes() + peak
+        return step_peak_bytes(self.model, self.optimizer, lambda: self.step(row, zero_grad=False))
 
 
 def measure(workload: str, steps: int, rounds: int, only: set[str] | None,
@@ -497,7 +494,7 @@ def measure(workload: str, steps: int, rounds: int, only: set[str] | None,
         }
         if row.balancer is not None and getattr(row.balancer, "engine", None) is not None:
             record["vjp"] = row.balancer.engine.strategy
-            record["embedding_tables"] = "rows read" if row_lookups and row.balancer.engine.row_lookups else "dense"
+            record["embedding_tables"] = "rows read" if getattr(row.balancer, "row_lookups", False) else "dense"
         records.append(record)
     return records, failures
 

@@ -1,15 +1,20 @@
 """polytask: multi-task learning for PyTorch — shared encoders, task heads, balancing, evidence.
 
-The public API is re-exported here; everything else is private by convention. Heavy
-modules are imported on first use.
+The public API is re-exported here (``__all__``; ``dir(polytask)`` lists it); everything else is
+private by convention. Heavy modules are imported on first use. ``model = polytask.train(config)``
+or ``polytask.load(RUN)`` gives a ``TrainedModel``; ``model.predict("raw text")`` answers every task.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import os
+from typing import TYPE_CHECKING, Any
 
 from polytask._version import __version__ as __version__
+
+if TYPE_CHECKING:
+    from polytask.trained_model import TrainedModel
 
 _EXPORTS = {
     "ExperimentConfig": "polytask.config",
@@ -24,8 +29,12 @@ _EXPORTS = {
     "EncoderOutput": "polytask.models.encoders.base",
     "register_encoder": "polytask.models.encoders",
     "MultiTaskModel": "polytask.models.multitask",
+    "SharingArchitecture": "polytask.models.sharing.base",
+    "available_architectures": "polytask.models.sharing",
+    "register_sharing": "polytask.models.sharing",
     "Balancer": "polytask.balancing.balancer",
     "StepContext": "polytask.balancing.balancer",
+    "RepresentationRows": "polytask.balancing.balancer",
     "available_methods": "polytask.balancing.registry",
     "build_balancer": "polytask.balancing.registry",
     "register_method": "polytask.balancing.registry",
@@ -35,10 +44,16 @@ _EXPORTS = {
     "evaluate": "polytask.evaluation.scoring",
     "predict": "polytask.evaluation.scoring",
     "Predictor": "polytask.serving.predictor",
+    "TrainedModel": "polytask.trained_model",
     "PolytaskError": "polytask.errors",
+    "ConfigError": "polytask.errors",
+    "DataError": "polytask.errors",
+    "InputError": "polytask.errors",
+    "MissingDependencyError": "polytask.errors",
 }
 
-__all__ = sorted([*_EXPORTS, "affinity", "compare", "evaluate_run", "finetune", "resume", "train"])
+__all__ = sorted([*_EXPORTS, "__version__", "affinity", "compare", "evaluate_run", "finetune", "load", "resume",
+                  "train"])
 
 
 def __getattr__(name: str) -> Any:
@@ -47,13 +62,32 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'polytask' has no attribute {name!r}")
 
 
-def train(config: Any, out: str | None = None, overrides: list[str] | tuple[str, ...] = (),
-          progress: bool = True) -> dict[str, Any]:
-    """Train from a config path (or ExperimentConfig) and return the summary; writes ``out`` if given."""
-    from polytask.config import resolve_config
-    from polytask.training.run import train_run
+def __dir__() -> list[str]:
+    """The public API (lazily imported names included) and the module's dunders, not its helper imports."""
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__")})
 
-    return train_run(resolve_config(config, overrides), out, progress=progress)
+
+def train(config: Any, out: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
+          progress: bool = True, overwrite: bool = False) -> TrainedModel:
+    """Train from a YAML config path, a config dict or an ``ExperimentConfig``; return the ``TrainedModel``.
+
+    ``out``: the run directory to write (as ``polytask train --out``; None: train in memory only);
+    ``overrides``: ``--set`` style ``"section.field=value"`` strings. Mistakes raise a ``PolytaskError``.
+    """
+    from polytask.config import resolve_config
+    from polytask.trained_model import trained
+    from polytask.training.run import train_experiment
+
+    experiment, summary = train_experiment(resolve_config(config, overrides), out, overwrite=overwrite,
+                                           progress=progress)
+    return trained(experiment, summary, out)
+
+
+def load(run: str | os.PathLike, device: str | None = None) -> TrainedModel:
+    """The ``TrainedModel`` of the run directory ``run`` on ``device`` (auto | cpu | cuda | cuda:N | mps; default CPU)."""
+    from polytask.trained_model import TrainedModel
+
+    return TrainedModel.load(run, device=device)
 
 
 def finetune(run_dir: Any, add_task: Any, out: Any, freeze_encoder: bool = False, replay: float = 0.0,
@@ -99,13 +133,14 @@ def resume(run: str, progress: bool = True) -> dict[str, Any]:
 
 def compare(config: Any, methods: list[str] | str, seeds: int = 3, out: str = "compare", jobs: int = 1,
             overrides: list[str] | tuple[str, ...] = (), report: bool = True, backend: str = "local",
-            address: str | None = None) -> dict[str, Any]:
+            address: str | None = None, architectures: list[str] | str | None = None) -> dict[str, Any]:
     """Train every task alone and the multi-task model with each method over ``seeds`` seeds; return Δm and verdicts.
 
+    ``architectures`` (e.g. ``"hard,mmoe,ple"``) adds one row per sharing architecture and method.
     The runs train on ``jobs`` local workers, or (``backend="ray"``, ``address``) on a Ray cluster.
     """
     from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
 
     return run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=overrides, report=report,
-                       backend=build_backend(backend, address, 0.0))
+                       architectures=architectures, backend=build_backend(backend, address, 0.0))

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from polytask._version import __version__
 from polytask.errors import PolytaskError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,12 +40,26 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def print_version(value: bool) -> None:
+    if value:
+        console.print(f"polytask {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=print_version, is_eager=True,
+                                          help="print polytask's version and exit")] = False,
+) -> None:
+    """polytask: train one shared-encoder model on several tasks at once."""
+
+
 MODELS, EVIDENCE, REFERENCE = "Train and use a model", "Evidence", "Reference and demo"  # --help panels
 
 Overrides = Annotated[Optional[list[str]],
                       typer.Option("--set", help="override a config field, section.field=value (repeatable)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing run directory's files")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="no progress bar and no per-epoch lines")]
 Backend = Annotated[str, typer.Option("--backend", help="local: worker processes (--jobs); ray: a Ray cluster, "
                                                     "each run with its own CPUs (the 'cluster' extra)")]
 Address = Annotated[Optional[str], typer.Option("--address", help="--backend ray: the cluster (ray://HOST:10001, auto); "
@@ -55,8 +70,10 @@ Device = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cu
 
 
 def with_device(overrides: Optional[list[str]], device: Optional[str]) -> list[str]:
-    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (validated with the config)."""
-    return list(overrides or []) + ([f"training.device={device}"] if device else [])
+    """``--set`` overrides plus ``training.device=DEVICE`` when --device is given (its name checked here, as --device)."""
+    from polytask.config import check_device_name
+
+    return list(overrides or []) + ([f"training.device={check_device_name(device, '--device')}"] if device else [])
 
 
 @app.command(rich_help_panel=MODELS)
@@ -154,8 +171,8 @@ class InputFormat(str, Enum):
 @user_errors
 def predict(
     run: Annotated[Path, typer.Argument(help="run directory ('polytask train') or ONNX export ('polytask export')")],
-    input: Annotated[Path, typer.Option("--input", "-i", help="input file")],
-    format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'}")] = InputFormat.text,
+    input: Annotated[Path, typer.Option("--input", "-i", help="input file ('-': standard input)")],
+    format: Annotated[InputFormat, typer.Option("--format", "-f", help="text: one sentence per line; conll: token per line; jsonl: {'text'|'tokens'} (+ 'text_pair'|'tokens_pair' for a sentence pair)")] = InputFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL output file (default stdout)")] = None,
     device: Device = None,
 ) -> None:
@@ -163,8 +180,8 @@ def predict(
     from polytask.serving.loading import load_predictor
     from polytask.serving.predictor import read_inputs
 
+    inputs = read_inputs(input, format.value)  # checked against --format before the model loads
     predictor = load_predictor(run, device)
-    inputs = read_inputs(input, format.value)
     records = predictor.predict(inputs)
     lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     if output is None:
@@ -280,19 +297,23 @@ def compare(
     out: Annotated[Path, typer.Option("--out", "-o", help="comparison directory (rerun to resume)")],
     seeds: Annotated[int, typer.Option(help="seeds per run: training.seed + 0..N-1")] = 3,
     jobs: Annotated[int, typer.Option(help="runs trained in parallel worker processes")] = 1,
+    architectures: Annotated[Optional[str], typer.Option(
+        "--architectures", "-a", help="comma-separated sharing architectures, e.g. hard,mmoe,ple: one row per "
+                                      "architecture and method (ARCHITECTURE-METHOD)")] = None,
     set_: Overrides = None,
     device: Device = None,
     backend: Backend = "local",
     address: Address = None,
     gpus_per_run: GpusPerRun = 0.0,
 ) -> None:
-    """Train every task alone and CONFIG with each method over seeds; print Δm and per-task verdicts."""
+    """Train every task alone and CONFIG with each method (and architecture) over seeds; print Δm and verdicts."""
     from polytask.evidence.backends import build_backend
     from polytask.evidence.compare import compare as run_compare
     from polytask.rendering import comparison_table
 
     result = run_compare(config, methods, seeds=seeds, out=out, jobs=jobs, overrides=with_device(set_, device),
-                         console=errors, backend=build_backend(backend, address, gpus_per_run))
+                         architectures=architectures, console=errors,
+                         backend=build_backend(backend, address, gpus_per_run))
     console.print(comparison_table(result))
     console.print(f"compare.json, compare.md and report.html saved in {out}", highlight=False)
 

@@ -81,9 +81,10 @@ def demo_config(seed: int | None = None, steps: int | None = None, epochs: int |
 
 
 def single_task_config(config: dict[str, Any], task: str) -> dict[str, Any]:
-    """The same experiment with only ``task``: same encoder, data, seed and step budget."""
+    """The same experiment with only ``task``: same encoder, data, seed and step budget (and hard sharing)."""
     single = copy.deepcopy(config)
     single["tasks"] = {task: single["tasks"][task]}
+    single.pop("sharing", None)
     single["heads"] = {name: head for name, head in single.get("heads", {}).items() if name == task}
     return single
 

@@ -298,9 +298,13 @@ def _figure_html(plot: Plot) -> str:
 
 def render_html(result: Mapping[str, Any], plots: Sequence[Plot]) -> str:
     methods, labels = result["methods"], run_labels(result)
+    costs = result.get("costs") or {}
     delta_rows = [[m, delta_m_text(result["delta_m"][m]),
-                   ", ".join("–" if v is None else f"{v:+.2f}" for v in result["delta_m"][m]["per_seed"])]
+                   ", ".join("–" if v is None else f"{v:+.2f}" for v in result["delta_m"][m]["per_seed"]),
+                   parameters_text(costs.get(m)), time_ratio_text(costs.get(m))]
                   for m in methods]
+    if STL in costs:
+        delta_rows.append([f"{STL} (one model per task)", "", "", parameters_text(costs[STL]), ""])
     verdict_rows = []
     for task, primary in result["primary"].items():
         arrow = "↑" if primary["higher_is_better"] else "↓"
@@ -326,7 +330,9 @@ def render_html(result: Mapping[str, Any], plots: Sequence[Plot]) -> str:
         ("<p>Δm = (1/T) Σ<sub>t</sub> (−1)<sup>l<sub>t</sub></sup> (M<sub>mtl,t</sub> − M<sub>stl,t</sub>) / "
          "M<sub>stl,t</sub> × 100 over each task's primary metric (l<sub>t</sub> = 1 when lower is better), "
          "per seed, then the mean and its 95% confidence interval (Maninis et al. 2019).</p>"),
-        _table(["method", "Δm [95% CI]", "per seed"], delta_rows),
+        _table(["run", "Δm [95% CI]", "per seed", "parameters", "time/step ÷ hard"], delta_rows),
+        ("<p>Time per step: each run's training seconds (dev evaluations and checkpoints included) over its steps, "
+         "mean over seeds, as a ratio to the hard-sharing row with the same method.</p>"),
         _figure_html(by_file["delta-m.png"]),
         "<h2>Primary metric and verdict per task</h2>",
         ("<p>Verdict: paired t-test over seeds on the primary metric; positive or negative when p &lt; 0.05, "
@@ -398,22 +404,48 @@ def comparison_table(result: Mapping[str, Any]) -> Table:
             cells.append(f"[{style}]{text} {mark}[/]")
         table.add_row(task, f"{primary['metric']} {arrow}", *cells)
     table.add_row("Δm", "% [95% CI]", "", *(delta_m_text(result["delta_m"][m]) for m in result["methods"]),
-                  end_section=True)
+                  end_section=not result.get("costs"))
+    if result.get("costs"):
+        costs = result["costs"]
+        table.add_row("parameters", "", *(parameters_text(costs.get(label)) for label in labels))
+        table.add_row("time/step", "÷ hard", *(time_ratio_text(costs.get(label)) for label in labels),
+                      end_section=True)
     return table
+
+
+def parameters_text(cost: Mapping[str, Any] | None) -> str:
+    """A parameter count in thousands or millions (``–`` when unknown)."""
+    count = (cost or {}).get("parameters")
+    if count is None:
+        return "–"
+    return f"{count / 1e6:.2f}M" if count >= 1e6 else f"{count / 1e3:.1f}k"
+
+
+def time_ratio_text(cost: Mapping[str, Any] | None) -> str:
+    """The training time per step as a ratio to hard sharing's with the same method (``–`` without one)."""
+    ratio = (cost or {}).get("time_ratio_to_hard")
+    return "–" if ratio is None else f"{ratio:.2f}×"
 
 
 def comparison_markdown(result: Mapping[str, Any]) -> str:
     """compare.md: Δm, verdicts and every metric per task, as Markdown tables."""
     labels = run_labels(result)
     lines = ["# Did multi-task learning help?", "", setup_line(result) + ".", ""]
-    lines += ["## Δm (% vs single-task; > 0: multi-task better)", "", "| method | Δm | 95% CI | per seed |",
-              "|---|---:|---|---|"]
+    costs = result.get("costs") or {}
+    lines += ["## Δm (% vs single-task; > 0: multi-task better)", "",
+              "| run | Δm | 95% CI | per seed | parameters | time/step ÷ hard |", "|---|---:|---|---|---:|---:|"]
     for method in result["methods"]:
         entry = result["delta_m"][method]
         interval = "–" if entry["mean"] is None else f"[{entry['ci95'][0]:+.2f}, {entry['ci95'][1]:+.2f}]"
         per_seed = ", ".join("–" if v is None else f"{v:+.2f}" for v in entry["per_seed"])
         mean = "–" if entry["mean"] is None else f"{entry['mean']:+.2f}"
-        lines.append(f"| {method} | {mean} | {interval} | {per_seed} |")
+        cost = costs.get(method)
+        lines.append(f"| {method} | {mean} | {interval} | {per_seed} | {parameters_text(cost)} | "
+                     f"{time_ratio_text(cost)} |")
+    if STL in costs:
+        lines.append(f"| {STL} (one model per task) | | | | {parameters_text(costs[STL])} | |")
+    lines += ["", "Time per step: each run's training seconds (dev evaluations and checkpoints included) over its "
+              "steps, mean over seeds, as a ratio to the hard-sharing row with the same method."]
     lines += ["", "## Verdicts (paired t-test over seeds on the primary metric, p < 0.05)", "",
               "| task | metric | " + " | ".join(result["methods"]) + " |",
               "|---|---|" + "---|" * len(result["methods"])]

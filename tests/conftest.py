@@ -32,6 +32,16 @@ def tiny_config_dict() -> dict:
 
 
 @pytest.fixture
+def keep_torch_threads():
+    """Training in this process may set torch's thread count (training.threads); later tests must not inherit it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def tiny_config_dict_fixture() -> dict:
     return tiny_config_dict()
 

@@ -164,3 +164,12 @@ def test_output_dir_from_config_and_jsonl_prediction(tmp_path: Path) -> None:
 def test_train_without_any_run_directory_is_a_user_error(tiny_config: Path) -> None:
     result = polytask("train", str(tiny_config), "--quiet")
     assert result.returncode == 2 and "--out" in result.stderr
+
+
+def test_version_prints_the_package_version_and_runs_record_it(trained_run: Path) -> None:
+    from polytask._version import __version__
+
+    result = polytask("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"polytask {__version__}"
+    assert json.loads((trained_run / "summary.json").read_text())["polytask_version"] == __version__
+    assert (trained_run / "config.yaml").read_text().splitlines()[0] == f"# written by polytask {__version__}"

@@ -76,6 +76,21 @@ def test_invalid_yaml_names_line(tmp_path: Path) -> None:
         load_config(path)
 
 
+def test_yaml_lines_name_the_line_of_every_key_and_item(tmp_path: Path) -> None:
+    from polytask.config import yaml_lines
+
+    path = write(tmp_path, "tasks:\n  pos:\n    type: x\n\n    data: [{format: conll},\n      {a: 1}]\ntraining: {}\n")
+    assert yaml_lines(path) == {("tasks",): 1, ("tasks", "pos"): 2, ("tasks", "pos", "type"): 3,
+                                ("tasks", "pos", "data"): 5, ("tasks", "pos", "data", "0"): 5,
+                                ("tasks", "pos", "data", "0", "format"): 5, ("tasks", "pos", "data", "1"): 6,
+                                ("tasks", "pos", "data", "1", "a"): 6, ("training",): 7}
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert str(error.value) == (f"{path}:5: tasks.pos.data.0: format 'conll' needs 'train'; {path}:6: "
+                                "tasks.pos.data.1.format: missing required field; tasks.pos.data.1.a: unknown field "
+                                "(check its spelling)")  # every problem, each at its line; one origin said once
+
+
 def test_overrides_set_nested_fields_with_yaml_types(tiny_config: Path) -> None:
     config = load_config(tiny_config, ["training.epochs=5", "training.lr=0.01", "heads.chunk.layer=1",
                                        "balancing.options={c: 0.5}"])
@@ -93,7 +108,7 @@ def test_override_errors() -> None:
 def test_heads_must_name_tasks() -> None:
     data = tiny_config_dict()
     data["heads"]["ner"] = {"layer": 1}
-    with pytest.raises(ConfigError, match="heads for unknown task"):
+    with pytest.raises(ConfigError, match="heads.ner: unknown task .ner.; the tasks are chunk, pos, sentiment"):
         validate_config(data)
 
 

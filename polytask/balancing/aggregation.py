@@ -8,22 +8,20 @@ serves every mode of the engine and steps where only some tasks are present.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from polytask.balancing.balancer import Balancer, StepContext
-from polytask.balancing.engine import (
-    MODES,
-    GradientEngine,
-    Mode,
-    TaskJacobian,
-    VjpStrategy,
-    gradient_statistics,
-)
+from polytask.balancing.engine import MODES, JacobianMode, build_engine
+from polytask.balancing.jacobian import TaskJacobian
+from polytask.balancing.reduce import GradientReduce
+from polytask.balancing.row_lookups import RowLookup, RowLookupRecorder
+from polytask.balancing.vjp import VjpStrategy
 from polytask.errors import ConfigError
 
 NON_CONFLICTING = "non_conflicting"
@@ -52,6 +50,13 @@ class GramianWeighting(ABC):
     @abstractmethod
     def weights(self, gramian: Tensor, tasks: Sequence[str]) -> Tensor:
         """The weights wᵢ of the update Σ wᵢ gᵢ, in the order of ``tasks``."""
+
+    def write_update(self, engine: JacobianMode, jacobian: TaskJacobian, gramian: Tensor,
+                     losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce) -> dict[str, Any]:
+        """The weights from the Gramian, Σ wᵢ gᵢ written by the engine's mode."""
+        weights = self(gramian.detach().double(), jacobian.tasks).to(gramian.dtype)
+        engine.apply_weights(jacobian, weights, losses, context, reduce)
+        return {"weights": {t: float(w) for t, w in zip(jacobian.tasks, weights.tolist())}}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -87,6 +92,13 @@ class Aggregator(ABC):
         """
         return jacobian.split(self.aggregate(jacobian.matrix(), jacobian.tasks))
 
+    def write_update(self, engine: JacobianMode, jacobian: TaskJacobian, gramian: Tensor,
+                     losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce) -> dict[str, Any]:
+        """The aggregated update written by the engine's mode; GradDrop-like aggregators sum masked
+        task gradients with coefficient 1, reported as the weights."""
+        engine.apply_update(jacobian, self.aggregate_jacobian(jacobian), losses, context, reduce)
+        return {"weights": dict.fromkeys(jacobian.tasks, 1.0)}
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -98,12 +110,12 @@ GradientMethod = GramianWeighting | Aggregator
 
 
 class GradientBalancer(Balancer):
-    """Runs a gradient method on the engine's per-task gradients and writes ``.grad``.
+    """Runs a gradient method on the engine (``engine.build_engine``: one object per mode) and writes ``.grad``.
 
     Why: the trainer sees one ``Balancer``; the mode (exact / representation / subset) and the
-    recomputation period are engine settings, not method code.
-    With ``update_every=k`` the weights are recomputed every k steps and reused in between (one
-    backward pass of Σ wᵢ Lᵢ); a step whose present tasks differ from the cached ones recomputes.
+    recomputation period (every-k) are engine objects, not method code. The balancer owns the
+    recorder of the shared encoder's embedding lookups (``attach``, ``watch_forward``): with
+    ``row_lookups`` on, the engine takes those tables' per-task gradients at the rows read.
     """
 
     def __init__(
@@ -111,36 +123,52 @@ class GradientBalancer(Balancer):
         method: GradientMethod,
         task_names: Sequence[str] = (),
         *,
-        mode: Mode = "exact",
+        mode: str = "exact",
         update_every: int = 1,
         shared_params: Sequence[str] | None = None,
         vjp: VjpStrategy = "auto",
         name: str = "",
     ):
-        if not isinstance(update_every, int) or isinstance(update_every, bool) or update_every < 1:
-            raise ConfigError(f"must be a positive integer, got {update_every!r}", field="balancing.update_every")
-        if mode not in method.supported_modes:
+        if mode in MODES and mode not in method.supported_modes:
             raise ConfigError(
                 f"{name or type(method).__name__} supports modes {', '.join(method.supported_modes)}, not {mode!r}",
                 field="balancing.mode",
             )
-        if update_every > 1 and not isinstance(method, GramianWeighting):
+        if isinstance(update_every, int) and update_every > 1 and not isinstance(method, GramianWeighting):
             raise ConfigError(
                 f"{name or type(method).__name__} produces no task weights to reuse; use update_every: 1",
                 field="balancing.update_every",
             )
-        if shared_params and mode != "subset":
-            raise ConfigError("shared_params is only used by mode 'subset'", field="balancing.shared_params")
+        self.engine = build_engine(mode, update_every=update_every, shared_params=tuple(shared_params or ()), vjp=vjp)
         self.method = method
         self.task_names = list(task_names)
         self.mode = mode
         self.update_every = update_every
-        self.engine = GradientEngine(mode, tuple(shared_params or ()), vjp)
         self.name = name
-        self._weights: dict[str, float] | None = None
-        self._steps_since_update = 0
+        self.row_lookups = True  # take embedding tables' gradients at the rows read (``row_lookups``)
+        self._recorder: RowLookupRecorder | None = None
+        self._lookups: list[RowLookup] = []
+
+    def attach(self, shared: nn.Module) -> None:
+        if self._recorder is not None:
+            self._recorder.remove()
+        self._recorder = RowLookupRecorder(shared, always=False)
+
+    @contextlib.contextmanager
+    def watch_forward(self) -> Iterator[None]:
+        """Record the embedding rows the step's forward pass reads, for the next ``backward``."""
+        if self._recorder is None:
+            yield
+            return
+        self._recorder.take()
+        try:
+            with self._recorder.recording():
+                yield
+        finally:
+            self._lookups = self._recorder.take()
 
     def backward(self, losses: Mapping[str, Tensor], context: StepContext) -> dict[str, Any]:
+        lookups, self._lookups = self._lookups, []
         tasks = list(losses)
         if not tasks:
             return {"weights": {}}
@@ -148,55 +176,11 @@ class GradientBalancer(Balancer):
             # A frozen encoder: the method has no shared parameters to act on; heads get their own gradients.
             self.reduce.backward(torch.stack([losses[t] for t in tasks]).sum())
             return {"weights": dict.fromkeys(tasks, 1.0), "recomputed": False}
-        if self._can_reuse(tasks):
-            self._steps_since_update += 1
-            self.engine.weighted_backward(losses, self._weights, context, self.reduce)
-            return {"weights": dict(self._weights), "recomputed": False}
-
-        jacobian = self.engine.task_jacobian(losses, context, self.reduce)
-        gramian = self.engine.gramian(jacobian, self.reduce)
-        if not bool(torch.isfinite(gramian).all()):
-            # inf/NaN gradients (an fp16 overflow): the method is not run; NaN gradients make the
-            # trainer skip the step (and count it), the method's state and cached weights untouched.
-            nan = torch.full((len(tasks),), float("nan"), dtype=gramian.dtype, device=gramian.device)
-            update = jacobian.combine(nan) if self.mode != "subset" else None
-            self.engine.apply_update(jacobian, update, nan, losses, context, self.reduce)
-            return {"weights": {t: float("nan") for t in tasks}, "recomputed": False, "nonfinite": True}
-        stats: dict[str, Any] = gradient_statistics(tasks, gramian)
-        if isinstance(self.method, GramianWeighting):
-            weights = self.method(gramian.detach().double(), tasks).to(gramian.dtype)
-            update = jacobian.combine(weights) if self.mode != "subset" else None
-            stats["weights"] = {t: float(w) for t, w in zip(tasks, weights.tolist())}
-            self._weights = stats["weights"]
-            self._steps_since_update = 1
-        else:
-            weights = None
-            update = self.method.aggregate_jacobian(jacobian)
-            # GradDrop-like aggregators sum masked task gradients with coefficient 1.
-            stats["weights"] = dict.fromkeys(tasks, 1.0)
-        self.engine.apply_update(jacobian, update, weights, losses, context, self.reduce)
-        stats["recomputed"] = True
-        if self.engine.strategy is not None:
-            stats["vjp"] = self.engine.strategy
-        return stats
-
-    def _can_reuse(self, tasks: list[str]) -> bool:
-        return (
-            self.update_every > 1
-            and self._weights is not None
-            and self._steps_since_update < self.update_every
-            and set(self._weights) == set(tasks)
-        )
+        return self.engine.step(self.method, losses, context, self.reduce, lookups if self.row_lookups else ())
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method.state_dict(),
-            "weights": dict(self._weights) if self._weights is not None else None,
-            "steps_since_update": self._steps_since_update,
-        }
+        return {"method": self.method.state_dict(), **self.engine.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.method.load_state_dict(state.get("method", {}))
-        weights = state.get("weights")
-        self._weights = dict(weights) if weights is not None else None
-        self._steps_since_update = int(state.get("steps_since_update", 0))
+        self.engine.load_state_dict(state)

@@ -1,190 +1,226 @@
-"""The per-task gradient engine: per-task gradients of the shared tensors, their Gramian, the update.
+"""The per-task gradient engine: one small object per mode, behind one interface, chosen by name from the config.
 
 Gradient methods need the T×P Jacobian of the present tasks' losses with respect to some shared
-tensors (or only its T×T Gramian); this module computes it in as few backward passes as the
-model allows and writes the resulting update into ``.grad``, so that methods stay pure functions
-of matrices. What the Jacobian is taken with respect to is the *mode*:
+tensors (or only its T×T Gramian); the engine computes it in as few backward passes as the
+model allows and writes the method's update into ``.grad``, so that methods stay pure functions
+of matrices. What the Jacobian is taken with respect to is the *mode* (``balancing.mode``):
 
-- ``exact``: every shared parameter. T vector-Jacobian products through the whole model; the
-  update Σ wᵢ gᵢ is formed from the Jacobian already in memory (no further backward pass).
-- ``representation``: the shared representation tensors the heads read (MGDA-UB, Sener & Koltun
-  2018). The T products stop at the representation (only the heads are traversed); the update is
-  one backward pass of the combined representation gradient. Approximates ``exact`` by the
-  gradients at the encoder's output; MGDA-UB bounds the loss of that approximation.
-- ``subset``: the shared parameters whose qualified names start with given prefixes (e.g. the
-  last encoder layer). The T products run from the losses down to that subset only; the update
-  is one backward pass of Σ wᵢ Lᵢ over all shared parameters. Approximates ``exact`` by the
-  gradients' geometry on those parameters.
+- ``exact`` (``ExactMode``): every shared parameter. T vector-Jacobian products through the whole
+  model; the update Σ wᵢ gᵢ is formed from the Jacobian already in memory (no further backward pass).
+- ``representation`` (``RepresentationMode``): the shared representation tensors the heads read
+  (MGDA-UB, Sener & Koltun 2018). The T products stop at the representation (only the heads are
+  traversed); the update is one backward pass of the combined representation gradient.
+  Approximates ``exact`` by the gradients at the encoder's output; MGDA-UB bounds the loss of that
+  approximation.
+- ``subset`` (``SubsetMode``): the shared parameters whose qualified names start with given
+  prefixes (e.g. the last encoder layer). The T products run from the losses down to that subset
+  only; the update is one backward pass of Σ wᵢ Lᵢ over all shared parameters. Approximates
+  ``exact`` by the gradients' geometry on those parameters.
+- every-k (``EveryKSteps``, ``balancing.update_every: k``) wraps one of them: the weights are
+  recomputed every k steps and reused in between (one backward pass of Σ wᵢ Lᵢ).
 
 Task-specific parameters (the heads: every trainable parameter reached from the losses that is
 not shared) always receive their own task's gradient, whatever the method and mode.
 
-The T vector-Jacobian products are either *batched* (one ``torch.autograd.grad`` call with
-``is_grads_batched=True``: vmap over the backward graph) or *looped* (T calls sharing one
-retained graph). Which is faster depends on the model: batching wins where every backward op has
-a vmap batching rule (linear layers, convolutions, the native LSTM cell), looping wins where it
-does not (oneDNN's fused LSTM backward on CPU, which vmap runs slice by slice). ``vjp="auto"``
-batches the first time and keeps batching unless vmap reported such a fallback. With a
-representation, the products run in two stages (losses → representation through the heads,
-then representation → targets), so only the encoder's ops decide; shared parameters must then
-reach the heads only through the representation.
+With a representation, the products run in two stages (losses → representation through the
+heads, then representation → targets), so only the encoder's ops decide whether batching the
+products pays (``vjp``); shared parameters must then reach the heads only through the
+representation. Across data-parallel ranks every statistic goes through the balancer's reduce
+hook (``reduce``).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from polytask.balancing import torch_private
 from polytask.balancing.balancer import StepContext
+from polytask.balancing.jacobian import TaskJacobian, accumulate_gradient, gradient_statistics
 from polytask.balancing.reduce import GradientReduce
-from polytask.balancing.row_lookups import LookedUpRows
+from polytask.balancing.row_lookups import LookedUpRows, RowLookup
+from polytask.balancing.vjp import VectorJacobianProducts, VjpStrategy, looped_products
 from polytask.errors import ConfigError
 
-Mode = Literal["exact", "representation", "subset"]
-VjpStrategy = Literal["auto", "batched", "loop"]
-MODES: tuple[str, ...] = ("exact", "representation", "subset")
-VJP_STRATEGIES: tuple[str, ...] = ("auto", "batched", "loop")
+
+class UpdateRule(Protocol):
+    """What a gradient method offers the engine (``aggregation.GramianWeighting`` and ``Aggregator``)."""
+
+    def write_update(self, engine: JacobianMode, jacobian: TaskJacobian, gramian: Tensor,
+                     losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce) -> dict[str, Any]:
+        """Compute this step's update from the Jacobian (or Gramian), write it through ``engine``; the stats to log."""
+        ...
 
 
-@dataclass
-class TaskJacobian:
-    """Per-task gradients of the target tensors: ``rows[i][k]`` is task i's gradient of target k.
+class GradientEngine(ABC):
+    """One step of a gradient method: per-task gradients taken, the method run, the update written.
 
-    Kept as per-target blocks exactly as autograd returned them (no T×P concatenation): the
-    Gramian and the weighted combination are computed block by block; ``matrix()`` concatenates
-    only for aggregators that need the flat Jacobian. ``row_indices[k]``, when set, says that
-    target k is an embedding table whose blocks hold only the rows it lists (the rest of every
-    task's gradient is zero there; see ``row_lookups``); the update is scattered into those rows.
+    Why: the balancer calls ``step`` whatever the mode, so no mode is an ``if`` in it (or in the trainer).
     """
 
-    tasks: list[str]
-    rows: list[list[Tensor]]
-    targets: list[Tensor]
-    row_indices: list[Tensor | None] | None = None
+    @abstractmethod
+    def step(self, method: UpdateRule, losses: Mapping[str, Tensor], context: StepContext,
+             reduce: GradientReduce, row_lookups: Sequence[RowLookup] = ()) -> dict[str, Any]:
+        """Back-propagate the step's losses under ``method``; JSON-able stats (weights, norms, ``recomputed``)."""
 
-    def gramian(self) -> Tensor:
-        """G = J Jᵀ, the matrix of pairwise inner products of the task gradients."""
-        t = len(self.rows)
-        dtype = torch.promote_types(self.rows[0][0].dtype, torch.float32)  # bf16/fp16 rows: sums in fp32
-        gramian = self.rows[0][0].new_zeros(t, t, dtype=dtype)
-        for k in range(len(self.targets)):
-            flat = [row[k].reshape(-1).to(dtype) for row in self.rows]
-            if t > 4:
-                block = torch.stack(flat)
-                gramian += block @ block.T
-                continue
-            for i in range(t):  # T(T+1)/2 dot products read the blocks faster than one skinny GEMM
-                for j in range(i, t):
-                    gramian[i, j] += torch.dot(flat[i], flat[j])
-        return gramian.triu() + gramian.triu(1).T
+    @property
+    def strategy(self) -> str | None:
+        """The VJP strategy in use (``None`` while ``auto`` has not probed yet, or when no products are batched)."""
+        return None
 
-    def combine(self, weights: Tensor) -> list[Tensor]:
-        """Σ wᵢ gᵢ, one tensor per target."""
-        w = weights.tolist()
-        total = torch_private.foreach_mul(self.rows[0], w[0])
-        for row, wi in zip(self.rows[1:], w[1:]):
-            torch_private.foreach_add_(total, row, alpha=wi)
-        return total
+    def state_dict(self) -> dict[str, Any]:
+        return {}
 
-    def matrix(self) -> Tensor:
-        """The T×P Jacobian (a copy), for aggregators that work coordinate by coordinate."""
-        return torch.stack([torch.cat([g.reshape(-1) for g in row]) for row in self.rows])
-
-    def split(self, vector: Tensor) -> list[Tensor]:
-        """Views of a length-P vector shaped like the blocks."""
-        out, offset = [], 0
-        for block in self.rows[0]:
-            n = block.numel()
-            out.append(vector[offset : offset + n].view(block.shape))
-            offset += n
-        return out
-
-    def accumulate(self, update: Sequence[Tensor]) -> None:
-        """Add an update (one tensor per block) to the targets' ``.grad``."""
-        indices = self.row_indices or [None] * len(self.targets)
-        for target, g, rows in zip(self.targets, update, indices):
-            if rows is None:
-                _accumulate(target, g)
-                continue
-            if target.grad is None:
-                target.grad = torch.zeros_like(target)
-            target.grad.index_add_(0, rows, g.to(target.grad.dtype))
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        pass
 
 
-def gradient_statistics(tasks: Sequence[str], gramian: Tensor) -> dict[str, dict[str, float]]:
-    """Per-task gradient norms and pairwise cosines, read off the Gramian."""
-    g = gramian.detach().double().cpu()
-    norms = g.diagonal().clamp(min=0).sqrt()
-    cosines = {}
-    for i in range(len(tasks)):
-        for j in range(i + 1, len(tasks)):
-            denominator = float(norms[i] * norms[j])
-            cosines[f"{tasks[i]}|{tasks[j]}"] = float(g[i, j]) / denominator if denominator > 0 else 0.0
-    return {"grad_norms": {task: float(n) for task, n in zip(tasks, norms)}, "cosines": cosines}
+class JacobianMode(GradientEngine):
+    """A mode that takes the Jacobian of its targets every step: the step template the three modes share.
 
-
-class GradientEngine:
-    """Computes per-task Jacobians of the mode's target tensors and applies aggregated updates.
-
-    Why: one place that knows how to get per-task gradients cheaply, so methods are matrix maps.
+    A mode says what its targets are (``task_jacobian``), how their Gramian is made global across
+    ranks (``gramian``), and how an update is written (``apply_weights`` for Σ wᵢ gᵢ,
+    ``apply_update`` for any update with the targets' shapes).
     """
 
-    def __init__(self, mode: Mode = "exact", subset_prefixes: Sequence[str] = (), vjp: VjpStrategy = "auto",
-                 row_lookups: bool = True):
-        if mode not in MODES:
-            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", field="balancing.mode")
-        if vjp not in VJP_STRATEGIES:
-            raise ConfigError(f"unknown vjp strategy {vjp!r}; choose one of {', '.join(VJP_STRATEGIES)}", field="balancing.vjp")
-        if mode == "subset" and not subset_prefixes:
-            raise ConfigError("mode 'subset' needs the prefixes of the shared parameters to use", field="balancing.shared_params")
-        self.mode = mode
-        self.subset_prefixes = tuple(subset_prefixes)
-        self.vjp = vjp
-        self.row_lookups = row_lookups  # take embedding tables' gradients at the rows read (``row_lookups``)
-        self._batched_ok: bool | None = None
+    name = ""
 
-    # ------------------------------------------------------------------ per-task gradients
-    def task_jacobian(self, losses: Mapping[str, Tensor], context: StepContext,
-                      reduce: GradientReduce | None = None) -> TaskJacobian:
+    def __init__(self, shared_params: Sequence[str] = (), vjp: VjpStrategy = "auto"):
+        if shared_params:
+            raise ConfigError("shared_params is only used by mode 'subset'", field="balancing.shared_params")
+        self.products = VectorJacobianProducts(vjp)
+
+    @property
+    def strategy(self) -> str | None:
+        return self.products.strategy
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"vjp": self.products.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.products.load_state_dict(dict(state.get("vjp", {})))
+
+    # ------------------------------------------------------------------ the step
+    def step(self, method: UpdateRule, losses: Mapping[str, Tensor], context: StepContext,
+             reduce: GradientReduce, row_lookups: Sequence[RowLookup] = ()) -> dict[str, Any]:
+        tasks = list(losses)
+        jacobian = self.task_jacobian(losses, context, reduce, row_lookups=row_lookups)
+        gramian = self.gramian(jacobian, reduce)
+        if not bool(torch.isfinite(gramian).all()):
+            # inf/NaN gradients (an fp16 overflow): the method is not run; NaN gradients make the
+            # trainer skip the step (and count it), the method's state and cached weights untouched.
+            nan = torch.full((len(tasks),), float("nan"), dtype=gramian.dtype, device=gramian.device)
+            self.apply_weights(jacobian, nan, losses, context, reduce)
+            return {"weights": {t: float("nan") for t in tasks}, "recomputed": False, "nonfinite": True}
+        stats: dict[str, Any] = gradient_statistics(tasks, gramian)
+        stats.update(method.write_update(self, jacobian, gramian, losses, context, reduce))
+        stats["recomputed"] = True
+        if self.strategy is not None:
+            stats["vjp"] = self.strategy
+        return stats
+
+    @abstractmethod
+    def task_jacobian(self, losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce | None = None,
+                      *, row_lookups: Sequence[RowLookup] = ()) -> TaskJacobian:
         """Per-task gradients of the mode's targets; also accumulates each head's own-task gradient.
 
         ``reduce`` (the balancer's hook) seeds every product with the loss scale and, for the
-        parameter modes, turns the rows into the union batch's unscaled gradients; representation
-        rows stay per rank and scaled (``gramian`` reduces their Gramian instead).
-
-        With a representation, two stages: T cheap products from the losses to the representation
-        (through the heads only), then T products from the representation to the targets, batched
-        or looped. Exact mode frees the graph (its update needs no further backward pass); the
-        other modes keep it for ``apply_update``.
+        parameter modes, turns the rows into the union batch's unscaled gradients.
         """
+
+    def gramian(self, jacobian: TaskJacobian, reduce: GradientReduce | None = None) -> Tensor:
+        """The union batch's unscaled Gramian (the rows already are the union's)."""
+        return jacobian.gramian()
+
+    @abstractmethod
+    def apply_weights(self, jacobian: TaskJacobian, weights: Tensor, losses: Mapping[str, Tensor],
+                      context: StepContext, reduce: GradientReduce | None = None) -> None:
+        """Write the shared update Σ wᵢ gᵢ."""
+
+    @abstractmethod
+    def apply_update(self, jacobian: TaskJacobian, update: Sequence[Tensor], losses: Mapping[str, Tensor],
+                     context: StepContext, reduce: GradientReduce | None = None) -> None:
+        """Write an update given as one tensor per target of the Jacobian."""
+
+    # ------------------------------------------------------------------ pieces the modes share
+    def weighted_backward(self, losses: Mapping[str, Tensor], weights: Mapping[str, float], context: StepContext,
+                          reduce: GradientReduce | None = None) -> None:
+        """Heads get their own gradient, shared parameters Σ wᵢ gᵢ: two backward calls, no per-task pass."""
+        reduce = reduce or GradientReduce()
+        shared = trainable(context.shared_parameters)
+        tasks = list(losses)
+        heads = task_specific_parameters([losses[t] for t in tasks], shared, context.representation)
+        if heads:
+            reduce.backward(torch.stack([losses[t] for t in tasks]).sum(), inputs=heads, retain_graph=True)
+        w = torch.tensor([weights[t] for t in tasks], dtype=losses[tasks[0]].dtype, device=losses[tasks[0]].device)
+        weighted_shared_backward(losses, tasks, w, shared, reduce)
+
+    def head_stage(self, losses: Mapping[str, Tensor], tasks: Sequence[str], reps: Sequence[Tensor],
+                   heads: Sequence[Tensor]) -> list[list[Tensor]]:
+        """Per task: the gradient of its loss w.r.t. the representation; its heads get their own gradient."""
+        rows = []
+        for task in tasks:
+            rows += self.rows_and_heads(looped_products([losses[task]], [[torch.ones_like(losses[task])]],
+                                                        [*reps, *heads], retain_graph=True), list(reps), heads)
+        return rows
+
+    @staticmethod
+    def rows_and_heads(products: list[list[Tensor | None]], targets: Sequence[Tensor],
+                       heads: Sequence[Tensor]) -> list[list[Tensor]]:
+        """Products over ``targets + heads`` → the targets' rows (zeros where unreached); the heads' parts summed into ``.grad``.
+
+        A target this step's losses do not reach (e.g. a layer above every present task's head)
+        gets zeros of its own shape.
+        """
+        split = len(targets)
+        for k, head in enumerate(heads):
+            parts = [row[split + k] for row in products if row[split + k] is not None]
+            if parts:
+                total = parts[0] if len(parts) == 1 else torch.stack(parts).sum(0)
+                accumulate_gradient(head, total)
+        return [[g if g is not None else torch.zeros_like(t) for g, t in zip(row[:split], targets)] for row in products]
+
+
+class ParameterMode(JacobianMode):
+    """The modes whose targets are shared parameters: rows averaged across ranks, embedding tables at the rows read."""
+
+    retain_graph = True  # the update needs another backward pass through the graph
+
+    @abstractmethod
+    def targets(self, shared: dict[str, Tensor]) -> list[Tensor]:
+        """The shared parameters the Jacobian is taken of."""
+
+    def task_jacobian(self, losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce | None = None,
+                      *, row_lookups: Sequence[RowLookup] = ()) -> TaskJacobian:
+        """With a representation, two stages: T cheap products from the losses to the representation
+        (through the heads only), then T products from the representation to the targets, batched or
+        looped. ``row_lookups`` (the balancer's recorder) turn tables among the targets into row blocks."""
         reduce = reduce or GradientReduce()
         tasks = list(losses)
-        shared = _trainable(context.shared_parameters)
-        targets = self._targets(shared, context)
+        shared = trainable(context.shared_parameters)
+        targets = self.targets(shared)
         reps = list(context.representation)
         heads = task_specific_parameters([losses[t] for t in tasks], shared, reps)
-        retain = self.mode != "exact"
         seeded = {t: reduce.seed(losses[t]) for t in tasks}
-        if self.mode == "representation":
-            return TaskJacobian(tasks, self._head_stage(seeded, tasks, reps, heads), targets)
-        tables = self._looked_up_tables(targets, context)
+        tables = looked_up_tables(targets, row_lookups)
         table_ids = {id(table.weight) for table in tables}
         dense = [t for t in targets if id(t) not in table_ids]
         outputs = [lookup.output for table in tables for lookup in table.lookups]
         if reps:
-            cotangents = self._head_stage(seeded, tasks, reps, heads)
-            jacobian_rows = self._encoder_stage(reps, cotangents, dense + outputs, retain)
+            cotangents = self.head_stage(seeded, tasks, reps, heads)
+            products = self.products.products(reps, cotangents, dense + outputs, retain_graph=self.retain_graph)
+            jacobian_rows = self.rows_and_heads(products, dense + outputs, [])
         else:
             # No representation given: products from the losses straight to the targets and heads.
             stacked = torch.stack([losses[t] for t in tasks])
             eye = torch.eye(len(tasks), dtype=stacked.dtype, device=stacked.device) * reduce.scale
-            jacobian_rows = self._encoder_stage([stacked], [[eye[i]] for i in range(len(tasks))], dense + outputs + heads,
-                                                retain, n_heads=len(heads))
+            products = self.products.products([stacked], [[eye[i]] for i in range(len(tasks))],
+                                              dense + outputs + heads, retain_graph=self.retain_graph)
+            jacobian_rows = self.rows_and_heads(products, dense + outputs, heads)
         if not tables:
             reduce.task_gradients_([block for row in jacobian_rows for block in row])
             return TaskJacobian(tasks, jacobian_rows, targets)
@@ -204,61 +240,39 @@ class GradientEngine:
         reduce.task_gradients_([block for row in rows for block in row])
         return TaskJacobian(tasks, rows, dense + [table.weight for table in tables], [None] * len(dense) + union)
 
-    def _looked_up_tables(self, targets: list[Tensor], context: StepContext) -> list[LookedUpRows]:
-        """The embedding tables among the targets whose lookups this step recorded."""
-        if not self.row_lookups or not context.row_lookups:
-            return []
-        ids = {id(t) for t in targets}
-        return LookedUpRows.group([lookup for lookup in context.row_lookups if id(lookup.weight) in ids])
 
-    def _head_stage(self, losses, tasks, reps, heads) -> list[list[Tensor]]:
-        """Per task: gradient of its loss w.r.t. the representation; its heads get their own gradient."""
-        rows = []
-        for task in tasks:
-            grads = torch.autograd.grad(losses[task], reps + heads, retain_graph=True, allow_unused=True)
-            for head, g in zip(heads, grads[len(reps):]):
-                if g is not None:
-                    _accumulate(head, g)
-            rows.append([g if g is not None else torch.zeros_like(r) for g, r in zip(grads[: len(reps)], reps)])
-        return rows
+class ExactMode(ParameterMode):
+    """Every shared parameter; the update is written from the Jacobian in memory (no further backward pass)."""
 
-    def _encoder_stage(self, roots: list[Tensor], cotangents: list[list[Tensor]], targets: list[Tensor],
-                       retain: bool, n_heads: int = 0) -> list[list[Tensor]]:
-        """Rows of the products cotangentᵢᵀ ∂roots/∂targets (the last ``n_heads`` targets are heads)."""
-        strategy = self.strategy or "batched"
-        if strategy == "batched":
-            batched = [torch.stack([c[k] for c in cotangents]) for k in range(len(roots))]
-            with torch_private.VmapFallbackProbe(active=self._batched_ok is None) as probe:
-                grads = torch.autograd.grad(roots, targets, grad_outputs=batched, is_grads_batched=True,
-                                            retain_graph=retain, allow_unused=True)
-            if self._batched_ok is None:
-                self._batched_ok = not probe.fell_back
-            split = len(targets) - n_heads
-            for head, g in zip(targets[split:], grads[split:]):
-                if g is not None:
-                    _accumulate(head, g.sum(0))
-            # A target this step's losses do not reach (e.g. a layer above every present task's
-            # head) gets None: its rows are zeros of the target's own shape.
-            return [[g[i] if g is not None else torch.zeros_like(t) for g, t in zip(grads[:split], targets)]
-                    for i in range(len(cotangents))]
-        split = len(targets) - n_heads
-        rows = []
-        for i, cotangent in enumerate(cotangents):
-            grads = torch.autograd.grad(roots, targets, grad_outputs=cotangent,
-                                        retain_graph=retain or i < len(cotangents) - 1, allow_unused=True)
-            for head, g in zip(targets[split:], grads[split:]):
-                if g is not None:
-                    _accumulate(head, g)
-            rows.append([g if g is not None else torch.zeros_like(t) for g, t in zip(grads[:split], targets)])
-        return rows
+    name = "exact"
+    retain_graph = False
 
-    def _targets(self, shared: dict[str, Tensor], context: StepContext) -> list[Tensor]:
-        if self.mode == "exact":
-            return list(shared.values())
-        if self.mode == "representation":
-            if not context.representation:
-                raise ValueError("mode 'representation' needs StepContext.representation (the tensors the heads read)")
-            return list(context.representation)
+    def targets(self, shared: dict[str, Tensor]) -> list[Tensor]:
+        return list(shared.values())
+
+    def apply_weights(self, jacobian, weights, losses, context, reduce=None) -> None:
+        self.apply_update(jacobian, jacobian.combine(weights), losses, context, reduce)
+
+    def apply_update(self, jacobian, update, losses, context, reduce=None) -> None:
+        """The union batch's update on every rank, written times the loss scale like every other ``.grad``."""
+        reduce = reduce or GradientReduce()
+        jacobian.accumulate(torch_private.foreach_mul(list(update), reduce.scale) if reduce.scale != 1.0 else update)
+        reduce.mark_synced(jacobian.targets)
+
+
+class SubsetMode(ParameterMode):
+    """The shared parameters under given name prefixes; the update is one backward pass of Σ wᵢ Lᵢ."""
+
+    name = "subset"
+
+    def __init__(self, shared_params: Sequence[str] = (), vjp: VjpStrategy = "auto"):
+        if not shared_params:
+            raise ConfigError("mode 'subset' needs the prefixes of the shared parameters to use",
+                              field="balancing.shared_params")
+        super().__init__(vjp=vjp)
+        self.subset_prefixes = tuple(shared_params)
+
+    def targets(self, shared: dict[str, Tensor]) -> list[Tensor]:
         chosen = [p for name, p in shared.items() if name.startswith(self.subset_prefixes)]
         if not chosen:
             prefixes = sorted({name.rsplit(".", 1)[0] for name in shared})
@@ -268,67 +282,115 @@ class GradientEngine:
             )
         return chosen
 
+    def apply_weights(self, jacobian, weights, losses, context, reduce=None) -> None:
+        weighted_shared_backward(losses, jacobian.tasks, weights, trainable(context.shared_parameters), reduce)
+
+    def apply_update(self, jacobian, update, losses, context, reduce=None) -> None:
+        # an update that is not Σ wᵢ gᵢ cannot be pushed through the rest of the model from a parameter subset
+        raise ValueError("mode 'subset' needs a weighted method")
+
+
+class RepresentationMode(JacobianMode):
+    """The representation tensors the heads read; the update is one backward pass from them.
+
+    The rows stay this rank's (its examples' representation) and scaled: the Gramian sums the ranks'
+    (their rows are disjoint), and every rank's backward pass leaves a gradient to average.
+    """
+
+    name = "representation"
+
+    def task_jacobian(self, losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce | None = None,
+                      *, row_lookups: Sequence[RowLookup] = ()) -> TaskJacobian:
+        if not context.representation:
+            raise ValueError("mode 'representation' needs StepContext.representation (the tensors the heads read)")
+        reduce = reduce or GradientReduce()
+        tasks = list(losses)
+        reps = list(context.representation)
+        heads = task_specific_parameters([losses[t] for t in tasks], trainable(context.shared_parameters), reps)
+        seeded = {t: reduce.seed(losses[t]) for t in tasks}
+        return TaskJacobian(tasks, self.head_stage(seeded, tasks, reps, heads), reps,
+                            representation_rows=context.rows_of_representation())
+
+    def gramian(self, jacobian: TaskJacobian, reduce: GradientReduce | None = None) -> Tensor:
+        """The sum of the ranks' Gramians, unscaled."""
+        gramian = jacobian.gramian()
+        return reduce.gramian_(gramian) if reduce is not None else gramian
+
+    def apply_weights(self, jacobian, weights, losses, context, reduce=None) -> None:
+        self.apply_update(jacobian, jacobian.combine(weights), losses, context, reduce)
+
+    def apply_update(self, jacobian, update, losses, context, reduce=None) -> None:
+        torch.autograd.backward(jacobian.targets, grad_tensors=list(update),
+                                inputs=list(trainable(context.shared_parameters).values()))
+
+
+class EveryKSteps(GradientEngine):
+    """A mode whose weights are recomputed every ``k`` steps and reused in between (``balancing.update_every``).
+
+    A reused step is one backward pass of Σ wᵢ Lᵢ (``JacobianMode.weighted_backward``); a step whose
+    present tasks differ from the cached ones recomputes.
+    """
+
+    def __init__(self, mode: JacobianMode, k: int):
+        self.mode, self.k = mode, k
+        self.weights: dict[str, float] | None = None
+        self.steps_since_update = 0
+
     @property
     def strategy(self) -> str | None:
-        """The VJP strategy of the encoder stage (``None`` while ``auto`` has not probed yet).
+        return self.mode.strategy
 
-        ``auto`` batches unless vmap reports running some backward op of this graph slice by
-        slice (no batching rule, e.g. oneDNN's LSTM backward on CPU); then it loops.
-        """
-        if self.vjp != "auto":
-            return self.vjp
-        if self._batched_ok is None:
-            return None
-        return "batched" if self._batched_ok else "loop"
+    def step(self, method: UpdateRule, losses: Mapping[str, Tensor], context: StepContext,
+             reduce: GradientReduce, row_lookups: Sequence[RowLookup] = ()) -> dict[str, Any]:
+        if self.weights is not None and self.steps_since_update < self.k and set(self.weights) == set(losses):
+            self.steps_since_update += 1
+            self.mode.weighted_backward(losses, self.weights, context, reduce)
+            return {"weights": dict(self.weights), "recomputed": False}
+        stats = self.mode.step(method, losses, context, reduce, row_lookups)
+        if stats["recomputed"]:
+            self.weights, self.steps_since_update = dict(stats["weights"]), 1
+        return stats
 
-    # ------------------------------------------------------------------ updates
-    def gramian(self, jacobian: TaskJacobian, reduce: GradientReduce | None = None) -> Tensor:
-        """The union batch's unscaled Gramian: representation rows are per rank, so their Gramians are summed."""
-        gramian = jacobian.gramian()
-        if self.mode == "representation" and reduce is not None:
-            reduce.gramian_(gramian)
-        return gramian
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": dict(self.weights) if self.weights is not None else None,
+                "steps_since_update": self.steps_since_update, **self.mode.state_dict()}
 
-    def apply_update(self, jacobian: TaskJacobian, update: list[Tensor] | None, weights: Tensor | None,
-                     losses: Mapping[str, Tensor], context: StepContext, reduce: GradientReduce | None = None) -> None:
-        """Write the shared update: directly (exact), or by one backward pass (other modes).
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.mode.load_state_dict(state)
+        weights = state.get("weights")
+        self.weights = dict(weights) if weights is not None else None
+        self.steps_since_update = int(state.get("steps_since_update", 0))
 
-        ``update`` is the aggregated update, one tensor per target of the Jacobian; ``weights``
-        the task weights it came from (``None`` for aggregators that are not a weighted sum). In
-        exact mode the update is the union batch's on every rank (written times the loss scale, like
-        every other ``.grad``); the other modes' backward passes leave per-rank gradients to average.
-        """
-        reduce = reduce or GradientReduce()
-        shared = _trainable(context.shared_parameters)
-        if self.mode == "exact":
-            jacobian.accumulate(torch_private.foreach_mul(list(update), reduce.scale) if reduce.scale != 1.0 else update)
-            reduce.mark_synced(jacobian.targets)
-            return
-        if self.mode == "representation":
-            torch.autograd.backward(jacobian.targets, grad_tensors=update, inputs=list(shared.values()))
-            return
-        if weights is None:
-            raise ValueError("mode 'subset' needs a weighted method")
-        self.weighted_shared_backward(losses, jacobian.tasks, weights, shared, reduce)
 
-    def weighted_backward(self, losses: Mapping[str, Tensor], weights: Mapping[str, float], context: StepContext,
-                          reduce: GradientReduce | None = None) -> None:
-        """Heads get their own gradient, shared parameters Σ wᵢ gᵢ: two backward calls, no per-task pass."""
-        reduce = reduce or GradientReduce()
-        shared = _trainable(context.shared_parameters)
-        tasks = list(losses)
-        heads = task_specific_parameters([losses[t] for t in tasks], shared, context.representation)
-        if heads:
-            reduce.backward(torch.stack([losses[t] for t in tasks]).sum(), inputs=heads, retain_graph=True)
-        w = torch.tensor([weights[t] for t in tasks], dtype=losses[tasks[0]].dtype, device=losses[tasks[0]].device)
-        self.weighted_shared_backward(losses, tasks, w, shared, reduce)
+ENGINE_MODES: dict[str, type[JacobianMode]] = {mode.name: mode for mode in (ExactMode, RepresentationMode, SubsetMode)}
+MODES: tuple[str, ...] = tuple(ENGINE_MODES)
 
-    @staticmethod
-    def weighted_shared_backward(losses: Mapping[str, Tensor], tasks: Sequence[str], weights: Tensor,
-                                 shared: dict[str, Tensor], reduce: GradientReduce | None = None) -> None:
-        total = (torch.stack([losses[t] for t in tasks]) * weights.to(losses[tasks[0]].dtype)).sum()
-        if shared:
-            (reduce or GradientReduce()).backward(total, inputs=list(shared.values()))
+
+def build_engine(mode: str = "exact", *, update_every: int = 1, shared_params: Sequence[str] = (),
+                 vjp: VjpStrategy = "auto") -> GradientEngine:
+    """The engine for ``balancing.mode``, ``update_every``, ``shared_params`` and ``vjp``; mistakes are ConfigErrors."""
+    if mode not in ENGINE_MODES:
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}", field="balancing.mode")
+    if not isinstance(update_every, int) or isinstance(update_every, bool) or update_every < 1:
+        raise ConfigError(f"must be a positive integer, got {update_every!r}", field="balancing.update_every")
+    engine = ENGINE_MODES[mode](tuple(shared_params or ()), vjp)
+    return EveryKSteps(engine, update_every) if update_every > 1 else engine
+
+
+def looked_up_tables(targets: Sequence[Tensor], row_lookups: Sequence[RowLookup]) -> list[LookedUpRows]:
+    """The embedding tables among the targets whose lookups this step recorded."""
+    if not row_lookups:
+        return []
+    ids = {id(t) for t in targets}
+    return LookedUpRows.group([lookup for lookup in row_lookups if id(lookup.weight) in ids])
+
+
+def weighted_shared_backward(losses: Mapping[str, Tensor], tasks: Sequence[str], weights: Tensor,
+                             shared: dict[str, Tensor], reduce: GradientReduce | None = None) -> None:
+    """One backward pass of Σ wᵢ Lᵢ into the shared parameters."""
+    total = (torch.stack([losses[t] for t in tasks]) * weights.to(losses[tasks[0]].dtype)).sum()
+    if shared:
+        (reduce or GradientReduce()).backward(total, inputs=list(shared.values()))
 
 
 def task_specific_parameters(roots: Sequence[Tensor], shared: Mapping[str, Tensor],
@@ -356,15 +418,9 @@ def task_specific_parameters(roots: Sequence[Tensor], shared: Mapping[str, Tenso
     return found
 
 
-def _trainable(parameters: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def trainable(parameters: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {name: p for name, p in parameters.items() if p.requires_grad}
 
 
-def _accumulate(param: Tensor, grad: Tensor) -> None:
-    if param.grad is None:
-        param.grad = grad.detach()
-    else:
-        param.grad.add_(grad)
-
-
-__all__ = ["GradientEngine", "TaskJacobian", "gradient_statistics", "task_specific_parameters"]
+__all__ = ["ENGINE_MODES", "MODES", "EveryKSteps", "ExactMode", "GradientEngine", "JacobianMode", "ParameterMode",
+           "RepresentationMode", "SubsetMode", "UpdateRule", "build_engine", "task_specific_parameters"]

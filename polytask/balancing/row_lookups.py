@@ -19,8 +19,9 @@ model's balancing on a mode other than ``exact``, or build it without that reuse
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -40,13 +41,15 @@ class RowLookup:
 class RowLookupRecorder:
     """Records the row lookups of a module's ``nn.Embedding`` tables during gradient-enabled forwards.
 
-    ``take()`` returns the lookups recorded since the last call and forgets them (the trainer
-    calls it once per step, so no step's graph is kept alive by the recorder).
+    ``take()`` returns the lookups recorded since the last call and forgets them. With
+    ``always=False`` only forwards inside ``recording()`` are recorded (the gradient balancer's
+    recorder: the step's forward pass, so no other forward's graph is kept alive by the recorder).
     """
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, *, always: bool = True):
         slots = Counter(id(p) for _, p in module.named_parameters(remove_duplicate=False))
         self._records: list[RowLookup] = []
+        self._always, self._recording = always, False
         self._handles = [
             embedding.register_forward_hook(self._record)
             for embedding in module.modules()
@@ -55,8 +58,19 @@ class RowLookupRecorder:
         ]
 
     def _record(self, embedding: nn.Embedding, args: tuple, output: Tensor) -> None:
+        if not (self._always or self._recording):
+            return
         if torch.is_grad_enabled() and output.requires_grad and embedding.weight.requires_grad:
             self._records.append(RowLookup(embedding.weight, output, args[0], embedding.padding_idx))
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Record inside the block (with ``always=False``, the only place lookups are recorded)."""
+        self._recording = True
+        try:
+            yield
+        finally:
+            self._recording = False
 
     def take(self) -> list[RowLookup]:
         records, self._records = self._records, []

@@ -41,7 +41,11 @@ class Batch:
 def collate(examples: Sequence[Example], featurizer: Featurizer, tasks: Mapping[str, LabelCodec]) -> Batch:
     """Featurize the examples and encode the labels of ``tasks`` (missing labels are masked)."""
     examples = list(examples)
-    inputs = featurizer([e.tokens for e in examples])
+    pairs = [e.tokens_pair for e in examples]
+    if any(pair is not None for pair in pairs):
+        inputs = featurizer([e.tokens for e in examples], pairs)
+    else:
+        inputs = featurizer([e.tokens for e in examples])
     width = inputs["mask"].shape[1]
     batch = Batch(examples, inputs)
     for name, task in tasks.items():

@@ -73,9 +73,11 @@ def _read_split(source: Source, path: str) -> list[Example]:
     fields = dict(source.columns)
     options = {"encoding": data.encoding}
     if data.format == "conll":
-        options["token_column"] = data.token_column
+        options.update(token_column=data.token_column, comment=data.comment)
     if data.format in ("tsv", "csv", "jsonl"):
         options.update(text_field=data.text_field, tokens_field=data.tokens_field)
+        if data.reads_pairs:
+            options.update(text_pair_field=data.text_pair_field, tokens_pair_field=data.tokens_pair_field)
     return read_examples(data.format, path, fields, **options)
 
 
@@ -89,6 +91,10 @@ def _read_source(source: Source) -> dict[str, list[Example]]:
 
         fields = dict(source.columns)
         splits = generate_splits(fields, **(data.synthetic or {}))
+    elif data.format == "hf":
+        from polytask.data.readers.hf import read_hf_splits
+
+        splits = read_hf_splits(data, dict(source.columns))
     elif data.format == "lines":
         if len(source.tasks) > 1:
             raise ConfigError("format 'lines' gives one label per file: it serves one task", field=f"tasks.{source.tasks[1]}.data")

@@ -25,8 +25,15 @@ class Featurizer(ABC):
         """Build vocabularies from training examples (no-op for pretrained tokenizers)."""
 
     @abstractmethod
-    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
-        """Input tensors for a batch; must include ``mask`` of shape [batch, words]."""
+    def __call__(self, sentences: Sequence[Sequence[str]],
+                 pairs: Sequence[Sequence[str] | None] | None = None) -> dict[str, Tensor]:
+        """Input tensors for a batch; must include ``mask`` of shape [batch, words].
+
+        ``pairs[i]``, when given, is the second sentence of example i (None: a single sentence); it
+        is passed only if some example is a pair, and only to encoders with a ``pair_encoding``.
+        A pair's words are then its first sentence's followed by its second's (in ``mask``), and
+        the tensors include ``segments`` [batch, words]: 0 for the first sentence, 1 for the second.
+        """
 
     @abstractmethod
     def to_json(self) -> dict[str, Any]: ...

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 SHAPES: tuple[str, ...] = ("all_caps", "initial_cap", "lower", "mixed", "digits", "punctuation", "other")
 """Shape classes; id ``i + 1`` is ``SHAPES[i]`` and id 0 is padding."""
 def word_shape(word: str) -> str:
@@ -25,9 +23,3 @@ def word_shape(word: str) -> str:
 
 
 SHAPE_IDS = {shape: i + 1 for i, shape in enumerate(SHAPES)}
-
-
-
-def shape_id_rows(sentences: Sequence[Sequence[str]]) -> list[list[int]]:
-    """Each sentence's shape ids (``SHAPE_IDS``; 0 is left for padding)."""
-    return [[SHAPE_IDS[word_shape(w)] for w in sentence] for sentence in sentences]

@@ -122,3 +122,40 @@ def _mean_std(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": finite_or_none(mean), "std": finite_or_none(std), "values": [finite_or_none(v) for v in values]}
 
 
+
+
+def row_costs(runs: Sequence[RunRecord], summaries: Mapping[str, dict[str, Any]],
+              rows: Mapping[str, tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """Per run label: its architecture and method, parameter count and training seconds per step (means over
+    seeds), and the time per step as a ratio to hard sharing's row with the same method (None without one).
+
+    ``rows[label] = (architecture, method)``. ``stl``'s parameters are those of all its single-task models
+    together (one model per task). A step's seconds are the run's ``train_seconds`` (dev evaluations and
+    checkpoints included) over its steps. Summaries without ``parameters`` (older runs) give None.
+    """
+    per_label: dict[str, dict[int, dict[str, float]]] = {}
+    for run in runs:
+        summary = summaries[run.name]
+        seed = per_label.setdefault(run.label, {}).setdefault(run.seed, {"parameters": 0.0, "seconds": 0.0, "steps": 0.0})
+        parameters = summary.get("parameters")
+        seed["parameters"] = math.nan if parameters is None else seed["parameters"] + parameters
+        seed["seconds"] += float(summary.get("train_seconds", 0.0))
+        seed["steps"] += float(summary.get("steps") or 0)
+
+    def mean(values: Sequence[float]) -> float | None:
+        return finite_or_none(sum(values) / len(values)) if values else None
+
+    costs: dict[str, dict[str, Any]] = {}
+    for label, seeds in per_label.items():
+        architecture, method = rows.get(label, (None, None))
+        step = [s["seconds"] / s["steps"] for s in seeds.values() if s["steps"]]
+        parameters = mean([s["parameters"] for s in seeds.values()])
+        costs[label] = {"architecture": architecture, "method": method,
+                        "parameters": None if parameters is None else round(parameters),
+                        "seconds_per_step": mean(step)}
+    hard = {method: label for label, (architecture, method) in rows.items() if architecture == "hard"}
+    for label, cost in costs.items():
+        reference = costs.get(hard.get(cost["method"], ""), {}).get("seconds_per_step")
+        mine = cost["seconds_per_step"]
+        cost["time_ratio_to_hard"] = mine / reference if label != STL and mine is not None and reference else None
+    return costs

@@ -23,9 +23,10 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
     """
     scored = set(tasks) if probabilities is True else set(probabilities or ())
     was_training = model.training
-    model.eval()
+    if was_training:  # eval() walks every submodule: a cost on the small batches a server runs
+        model.eval()
     device = next(model.parameters()).device  # the model's device: batches follow it
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens) + len(examples[i].tokens_pair or ()))
     results: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     scores: dict[str, list[Any]] = {t: [None] * len(examples) for t in tasks}
     for start in range(0, len(order), batch_size):
@@ -39,7 +40,8 @@ def predict(model: MultiTaskModel, tasks: Mapping[str, TaskType], examples: Sequ
                 results[name][i] = decoded[j]
                 if probs is not None:
                     scores[name][i] = probs[j]
-    model.train(was_training)
+    if was_training:
+        model.train()
     if probabilities is not False:  # True, or a (possibly empty) collection of tasks: pairs for every task
         return {t: list(zip(results[t], scores[t])) for t in tasks}
     return results

@@ -30,13 +30,19 @@ def affinity(config: str | Path | ExperimentConfig, out: str | Path | None = Non
 
     ``every`` and ``lookahead`` apply to the lookahead measure; ``seeds``, ``jobs`` and ``backend``
     (``backends.build_backend``: local workers, or a Ray cluster) to pairs, which trains many runs and
-    so needs ``out`` (rerun it to resume).
+    so needs ``out`` (rerun it to resume). Started by ``torchrun`` it stops with a one-line error.
     """
     from polytask.config import ExperimentConfig, resolve_config
+    from polytask.training.distributed import refuse_torchrun
 
+    refuse_torchrun("affinity")
     if measure not in MEASURES:
         raise PolytaskError(f"unknown affinity measure {measure!r}; choose {' or '.join(MEASURES)}")
     experiment_config = resolve_config(config, overrides)
+    if backend is None:  # the runs train here: a device this machine lacks fails before any starts
+        from polytask.training.device import resolve_device
+
+        resolve_device(experiment_config.training.device)
     if measure == "pairs":
         from polytask.evidence.pairwise import run_pairwise
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from polytask.config import AFFINITY_JSON
 from polytask.errors import PolytaskError
 
-AFFINITY_JSON = "affinity.json"
+__all__ = ["AFFINITY_JSON", "check_affinity_out"]  # the file name lives in config: sharing.groups: {from: DIR} reads it
 
 
 def check_affinity_out(out: Path, measure: str, overwrite: bool) -> None:

@@ -35,6 +35,7 @@ from polytask.errors import PolytaskError
 from polytask.evaluation.grouping import best_groupings, check_task_count
 from polytask.evidence.lookahead import LookaheadStep, lookahead_rule, rates_step
 from polytask.training.callbacks import Callback
+from polytask.training.device import is_cuda
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -135,7 +136,7 @@ class AffinityMeter(Callback):
             return trainer.losses(batch, present, model(batch.inputs, present).logits)
 
         was_training = model.training
-        devices = sorted({p.device.index or 0 for p in shared if p.device.type == "cuda"})
+        devices = sorted({p.device.index or 0 for p in shared if is_cuda(p.device)})
         model.eval()
         try:
             with torch.random.fork_rng(devices=devices):

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from polytask.config import sharing_for_tasks
 from polytask.errors import ConfigError, PolytaskError
 from polytask.evaluation.comparison import STL
 from polytask.training.run_dir import CHECKPOINT, CONFIG, SUMMARY
@@ -43,9 +44,11 @@ class PlannedRun:
 
 
 def single_task_config(base: dict[str, Any], task: str) -> dict[str, Any]:
-    """``base`` with only ``task`` and its head, equal weighting and no task sampling; same encoder and budget."""
+    """``base`` with only ``task`` and its head, equal weighting, no task sampling and hard sharing (the
+    single-task model is the plain encoder and head); same encoder and budget."""
     data = copy.deepcopy(base)
     data["tasks"] = {task: data["tasks"][task]}
+    data["sharing"] = {"type": "hard"}
     data["heads"] = {name: head for name, head in (data.get("heads") or {}).items() if name == task}
     training = data.setdefault("training", {})
     epoch = training.get("epoch") or {}
@@ -73,6 +76,20 @@ def method_config(base: dict[str, Any], method: str, kind: str) -> dict[str, Any
     return data
 
 
+def architecture_config(base: dict[str, Any], architecture: str) -> dict[str, Any]:
+    """``base`` with sharing architecture ``architecture``: the config's ``sharing`` section if it names that
+    architecture (kept whole), else the architecture with its default options."""
+    data = copy.deepcopy(base)
+    if (data.get("sharing") or {}).get("type", "hard") != architecture:
+        data["sharing"] = {"type": architecture}
+    return data
+
+
+def row_label(architecture: str | None, method: str) -> str:
+    """A comparison row's name: the method, or ``ARCHITECTURE-METHOD`` when architectures are compared."""
+    return method if architecture is None else f"{architecture}-{method}"
+
+
 def task_subset_config(base: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any]:
     """``base`` trained on ``tasks`` only, everything else as configured (encoder, budget, balancing, sampling).
 
@@ -84,6 +101,8 @@ def task_subset_config(base: dict[str, Any], tasks: Sequence[str]) -> dict[str, 
     names = set(data["tasks"])
     data["tasks"] = {task: data["tasks"][task] for task in tasks}
     data["heads"] = {name: head for name, head in (data.get("heads") or {}).items() if name in tasks}
+    if data.get("sharing"):
+        data["sharing"] = sharing_for_tasks(data["sharing"], tasks)
     training = data.setdefault("training", {})
     epoch = training.get("epoch") or {}
     if epoch.get("task") not in (None, *tasks):
@@ -100,13 +119,20 @@ def task_subset_config(base: dict[str, Any], tasks: Sequence[str]) -> dict[str, 
 
 
 def plan_runs(base: dict[str, Any], methods: Sequence[str], seeds: Sequence[int], out: Path,
-              threads: int, file: str | None = None) -> list[PlannedRun]:
-    """Every run of the comparison, each config validated and its balancer built once (errors before any training)."""
+              threads: int, file: str | None = None, architectures: Sequence[str] | None = None) -> list[PlannedRun]:
+    """Every run of the comparison, each config validated and its balancer built once (errors before any training).
+
+    With ``architectures``, one row per architecture and method (``row_label``), else one per method.
+    """
     from polytask.balancing.registry import available_methods
 
     known = available_methods()
-    groups: list[tuple[str, str, dict[str, Any]]] = [
-        (method, method, method_config(base, method, known[method].kind)) for method in methods]
+    groups: list[tuple[str, str, dict[str, Any]]] = []
+    for architecture in architectures or [None]:
+        shared = base if architecture is None else architecture_config(base, architecture)
+        for method in methods:
+            label = row_label(architecture, method)
+            groups.append((label, label, method_config(shared, method, known[method].kind)))
     groups += [(f"{STL}-{task}", STL, single_task_config(base, task)) for task in base["tasks"]]
     return plan_groups(groups, seeds, out, threads, file)
 

@@ -45,6 +45,7 @@ def export_run(run: str | Path, out: str | Path, *, format: str = "onnx", overwr
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise PolytaskError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+    _refuse_pair_tasks(Path(run))
     source = str(Path(__file__).resolve().parents[2])  # the polytask this process imported
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     result = subprocess.run([sys.executable, "-m", "polytask.export.onnx_export", str(run), str(out)], env=env,
@@ -53,6 +54,20 @@ def export_run(run: str | Path, out: str | Path, *, format: str = "onnx", overwr
         lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
         raise PolytaskError(lines[-1].removeprefix("error: ") if lines else f"ONNX export of {run} failed")
     return out
+
+
+def _refuse_pair_tasks(run: Path) -> None:
+    """Sentence-pair tasks are not exported yet: a one-line error before any work (read from the run's config)."""
+    from polytask.config import read_yaml, validate_config
+
+    file = run / "config.yaml"
+    if not file.is_file():
+        return  # the export itself names what is missing
+    config = validate_config(read_yaml(file, "run config"), file=str(file), check_files=False)
+    pairs = [name for name, task in config.tasks.items() if task.reads_pairs]
+    if pairs:
+        raise PolytaskError(f"ONNX export of sentence-pair tasks ({', '.join(pairs)}) is not supported yet; "
+                            f"predict and serve the run directory {run} itself")
 
 
 def _export(run: str | Path, out: Path) -> None:
@@ -64,6 +79,9 @@ def _export(run: str | Path, out: Path) -> None:
 
     experiment = load_run(run)
     model, tasks = experiment.model.eval(), experiment.tasks
+    if not model.sharing.exportable:
+        raise PolytaskError(f"ONNX export of a model with sharing type {experiment.config.sharing.type!r} is not "
+                            "supported yet (hard sharing is)")
     featurizer = model.encoder.featurizer
     names = list(tasks)
     graph = _ExportedModel(model, names, [])  # refuses an encoder it cannot trace before anything is written

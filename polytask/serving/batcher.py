@@ -43,18 +43,30 @@ class MicroBatcher:
             raise ValueError("max_batch must be at least 1 and max_wait_ms at least 0")
         self.predict, self.max_batch, self.max_wait = predict, max_batch, max_wait_ms / 1000.0
         self.on_batch, self.on_queue = on_batch or (lambda size, seconds: None), on_queue or (lambda depth: None)
-        self.queue: asyncio.Queue[_Pending] | None = None
+        self.queue: asyncio.Queue[_Pending | None] | None = None
         self.worker: asyncio.Task | None = None
         self.waiting = 0  # inputs queued and not yet in a batch
+        self.closing = False  # stopping: batches stop waiting for more requests
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         self.queue = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
         self.worker = asyncio.create_task(self._run())
+
+    def close(self) -> None:
+        """From any thread (a signal handler): batches stop waiting for more requests; what is queued still runs."""
+        if self.queue is None or self.loop is None or self.closing:
+            return
+        self.closing = True
+        self.loop.call_soon_threadsafe(self.queue.put_nowait, None)  # wakes a worker waiting for a batch to fill
 
     async def stop(self) -> None:
         """Answer everything already queued, then stop the worker."""
         if self.queue is None or self.worker is None:
             return
+        self.close()
+        await asyncio.sleep(0)  # let the wake-up land in the queue before waiting for it to empty
         await self.queue.join()
         self.worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -74,15 +86,21 @@ class MicroBatcher:
     async def _run(self) -> None:
         assert self.queue is not None
         while True:
-            batch = [await self.queue.get()]
-            size = len(batch[0].examples)
+            first = await self.queue.get()
+            if first is None:  # the wake-up of stop()
+                self.queue.task_done()
+                continue
+            batch, size = [first], len(first.examples)
             deadline = time.perf_counter() + self.max_wait
             while size < self.max_batch:
-                timeout = deadline - time.perf_counter()
+                timeout = 0 if self.closing else deadline - time.perf_counter()
                 try:
                     pending = self.queue.get_nowait() if timeout <= 0 else await asyncio.wait_for(self.queue.get(), timeout)
                 except (TimeoutError, asyncio.QueueEmpty):  # the window closed, or nothing more is queued
                     break
+                if pending is None:  # stop(): answer what is here without waiting for more
+                    self.queue.task_done()
+                    continue
                 if size + len(pending.examples) > self.max_batch:
                     await self._answer([pending])  # too big to join: it runs alone after this batch
                     self.queue.task_done()

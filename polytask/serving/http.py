@@ -1,7 +1,8 @@
 """An HTTP server for a trained run or an ONNX export (torch-free): every task predicted from one encoder pass per model batch (FastAPI).
 
 Why: a multi-task model is most useful as one service that answers every task at once.
-``POST /predict`` takes inputs (pre-split ``tokens`` or raw ``text``) and returns the same
+``POST /predict`` takes inputs (pre-split ``tokens`` or raw ``text``, plus ``tokens_pair`` or
+``text_pair`` for a sentence pair) and returns the same
 records as ``polytask predict``; concurrent requests are batched together (``batcher.py``:
 up to ``max_batch`` inputs, waiting at most ``max_wait_ms``), each still answered with its own
 records. ``GET /tasks`` describes the tasks (type, level, label space as in ``labels.json``),
@@ -17,6 +18,7 @@ stops accepting, answers what is in flight, then exits.
 # No ``from __future__ import annotations``: FastAPI reads the endpoints' annotations at runtime,
 # and the request models are classes local to ``create_app``.
 import contextlib
+import json
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,13 +60,15 @@ class ServingLimits:
 def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits | None = None, run: str | None = None) -> "FastAPI":
     """The FastAPI application serving ``predictor``."""
     require("fastapi", "polytask serve", "serve")
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, HTTPException
     from fastapi.responses import JSONResponse, Response
     from pydantic import BaseModel, Field, model_validator
 
     from polytask.data.example import Example
     from polytask.data.tokenize import simple_tokenize
+    from polytask.errors import DataError
     from polytask.serving.batcher import MicroBatcher
+    from polytask.serving.inputs import tasks_by_form
     from polytask.serving.metrics import ServerMetrics
 
     limits = limits or ServingLimits()
@@ -72,6 +76,8 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
     class Input(BaseModel):
         tokens: list[str] | None = Field(None, description="pre-split words")
         text: str | None = Field(None, description="raw text, split on whitespace and punctuation")
+        tokens_pair: list[str] | None = Field(None, description="a sentence pair's second sentence, pre-split")
+        text_pair: str | None = Field(None, description="a sentence pair's second sentence, raw text")
 
         @model_validator(mode="after")
         def _one_of(self) -> "Input":
@@ -80,6 +86,11 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
                     raise ValueError("'tokens' must be a non-empty list of non-empty strings")
             elif self.text is None or not self.text.strip():
                 raise ValueError("needs a non-empty 'tokens' list or 'text' string")
+            if self.tokens_pair is not None:
+                if not self.tokens_pair or not all(self.tokens_pair):
+                    raise ValueError("'tokens_pair' must be a non-empty list of non-empty strings")
+            elif self.text_pair is not None and not self.text_pair.strip():
+                raise ValueError("'text_pair' must be a non-empty string")
             return self
 
     class PredictRequest(BaseModel):
@@ -87,6 +98,7 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
         tasks: list[str] | None = Field(None, description="only these tasks in the answer (default: all)")
 
     names = predictor.task_names
+    pair_tasks = predictor.pair_tasks
     described = predictor.describe_tasks()
     metrics = ServerMetrics()
     state = {"ready": False}
@@ -106,23 +118,50 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
 
     app = FastAPI(title="polytask", description=f"multi-task predictions for {', '.join(names)}",
                   version=_version(), lifespan=lifespan)
+    app.state.batcher = batcher
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        started = time.perf_counter()
-        length = request.headers.get("content-length")
-        if request.method == "POST" and length is None:  # a chunked body: its size is unknown until read
-            response = JSONResponse({"detail": "a request body needs a Content-Length header"}, status_code=411)
-        elif length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
-            response = JSONResponse({"detail": f"request body of {length} bytes; this server takes at most "
-                                               f"{limits.max_body_bytes}"}, status_code=413)
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # a request may fail, the server may not
-                response = JSONResponse({"detail": "internal error while answering this request"}, status_code=500)
-        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - started)
-        return response
+    async def send_json(send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    class Guard:
+        """Body-size limits before the body is read, metrics for every answer, and a 500 (never a crash) for a fault.
+
+        A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` streams every response through
+        an extra task and queue, which cost more than the model on small requests.
+        """
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        async def __call__(self, scope, receive, send):
+            if scope["type"] != "http":
+                return await self.inner(scope, receive, send)
+            started = time.perf_counter()
+            status = {"code": 500, "sent": False}
+
+            async def observed_send(message):
+                if message["type"] == "http.response.start":
+                    status["code"], status["sent"] = message["status"], True
+                await send(message)
+
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length")
+            if scope["method"] == "POST" and length is None:  # a chunked body: its size is unknown until read
+                await send_json(observed_send, 411, "a request body needs a Content-Length header")
+            elif length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
+                await send_json(observed_send, 413, f"request body of {length.decode('latin-1')} bytes; this server "
+                                                    f"takes at most {limits.max_body_bytes}")
+            else:
+                try:
+                    await self.inner(scope, receive, observed_send)
+                except Exception:  # a request may fail, the server may not
+                    if status["sent"]:
+                        raise
+                    await send_json(observed_send, 500, "internal error while answering this request")
+            metrics.observe_request(scope["path"], status["code"], time.perf_counter() - started)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -153,23 +192,37 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
             raise HTTPException(422, f"unknown task(s) {unknown}; this model has {names}")
         examples = []
         for i, item in enumerate(parsed.inputs):
-            if item.tokens is None and len(item.text) > limits.max_chars:
-                raise HTTPException(422, f"inputs.{i}.text has {len(item.text)} characters; the limit is "
-                                         f"{limits.max_chars}")
-            tokens = item.tokens if item.tokens is not None else simple_tokenize(item.text)
-            if len(tokens) > limits.max_words:
-                raise HTTPException(422, f"inputs.{i} has {len(tokens)} words; the limit is {limits.max_words}")
-            if item.tokens is not None and any(len(t) > limits.max_chars for t in tokens):
-                raise HTTPException(422, f"inputs.{i}.tokens holds a word longer than {limits.max_chars} characters")
-            examples.append(Example(tokens=tokens, origin=f"inputs.{i}", text=item.text))
+            example = Example(tokens=sentence(item.tokens, item.text, f"inputs.{i}", "text", "tokens"),
+                              origin=f"inputs.{i}", text=item.text)
+            if item.tokens_pair is not None or item.text_pair is not None:
+                example.tokens_pair = sentence(item.tokens_pair, item.text_pair, f"inputs.{i}", "text_pair",
+                                               "tokens_pair")
+                example.text_pair = item.text_pair
+            words = len(example.tokens) + len(example.tokens_pair or ())
+            if words > limits.max_words:
+                raise HTTPException(422, f"inputs.{i} has {words} words; the limit is {limits.max_words}")
+            examples.append(example)
+        try:
+            tasks_by_form(names, pair_tasks, examples)
+        except DataError as error:
+            raise HTTPException(422, str(error)) from None
         if not state["ready"]:
             raise HTTPException(503, "the server is shutting down")
         records = await batcher.submit(examples)
         if parsed.tasks is not None:
-            for record in records:
-                record["tasks"] = {name: record["tasks"][name] for name in parsed.tasks}
-        return {"predictions": records}
+            for record in records:  # a task answering the other input form is not in the record
+                record["tasks"] = {name: record["tasks"][name] for name in parsed.tasks if name in record["tasks"]}
+        return JSONResponse({"predictions": records})
 
+    def sentence(tokens: list[str] | None, text: str | None, where: str, text_key: str, tokens_key: str) -> list[str]:
+        """The words of one sentence of an input, within the character limits (422 naming the input otherwise)."""
+        if tokens is None and len(text) > limits.max_chars:
+            raise HTTPException(422, f"{where}.{text_key} has {len(text)} characters; the limit is {limits.max_chars}")
+        if tokens is not None and any(len(t) > limits.max_chars for t in tokens):
+            raise HTTPException(422, f"{where}.{tokens_key} holds a word longer than {limits.max_chars} characters")
+        return tokens if tokens is not None else simple_tokenize(text)
+
+    app.add_middleware(Guard)
     return app
 
 
@@ -182,7 +235,14 @@ def serve(run: str, *, host: str = "127.0.0.1", port: int = 8000, limits: Servin
     from polytask.serving.loading import load_predictor
 
     app = create_app(load_predictor(run, device), limits=limits, run=str(run))
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=30)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:  # SIGTERM/SIGINT: queued requests run now, not after the window
+            app.state.batcher.close()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False, timeout_graceful_shutdown=30)
+    Server(config).run()
 
 
 def _version() -> str:

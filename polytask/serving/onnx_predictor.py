@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from polytask.data.example import Example
-from polytask.data.vocab import normalise_word
+from polytask.data.word_arrays import shape_id_array
 from polytask.dependencies import require
 from polytask.export.manifest import MODEL_FILE, read_manifest
 
@@ -31,25 +30,14 @@ class WordFeatures:
         self.case_features = bool(spec.get("case_features", False))
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
-        import numpy as np
+        from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
 
-        batch, length = len(sentences), max((len(s) for s in sentences), default=0)
-        word_ids = np.zeros((batch, max(length, 1)), dtype=np.int64)
-        mask = np.zeros((batch, max(length, 1)), dtype=bool)
-        for i, sentence in enumerate(sentences):
-            word_ids[i, : len(sentence)] = [self.words.get(normalise_word(w, self.lowercase), 1) for w in sentence]
-            mask[i, : len(sentence)] = True
-        inputs = {"word_ids": word_ids, "mask": mask}
+        mask = padding_mask(sentences)
+        inputs = {"word_ids": word_id_array(sentences, self.words, self.lowercase, mask), "mask": mask}
         if self.use_chars:
-            width = max((min(len(w), self.max_word_chars) for s in sentences for w in s), default=1)
-            char_ids = np.zeros((batch, max(length, 1), max(width, 1)), dtype=np.int64)
-            for i, sentence in enumerate(sentences):
-                for j, word in enumerate(sentence):
-                    ids = [self.chars.get(c, 1) for c in word[: self.max_word_chars]]
-                    char_ids[i, j, : len(ids)] = ids
-            inputs["char_ids"] = char_ids
+            inputs["char_ids"] = char_id_array(sentences, self.chars, self.max_word_chars, mask)
         if self.case_features:
-            inputs["shape_ids"] = shape_ids(sentences, word_ids.shape[1])
+            inputs["shape_ids"] = shape_id_array(sentences, mask.shape[1])
         return inputs
 
 
@@ -81,20 +69,8 @@ class SubwordFeatures:
             pieces.append(group_pieces(encoding.ids, encoding.word_ids, len(sentence), self.placeholder))
         features = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride)
         if self.case_features:
-            features["shape_ids"] = shape_ids(sentences, features["mask"].shape[1])
+            features["shape_ids"] = shape_id_array(sentences, features["mask"].shape[1])
         return features
-
-
-def shape_ids(sentences: Sequence[Sequence[str]], width: int) -> Any:
-    """``[batch, width]`` word-shape ids (``data.word_shapes``), 0 past each sentence's end."""
-    import numpy as np
-
-    from polytask.data.word_shapes import shape_id_rows
-
-    ids = np.zeros((len(sentences), width), dtype=np.int64)
-    for i, row in enumerate(shape_id_rows([sentence[:width] for sentence in sentences])):
-        ids[i, : len(row)] = row
-    return ids
 
 
 FEATURIZERS: dict[str, Callable[[dict[str, Any], Path], Callable[[Sequence[Sequence[str]]], dict[str, Any]]]] = {
@@ -225,16 +201,28 @@ class OnnxPredictor:
     def task_names(self) -> list[str]:
         return list(self.manifest["tasks"])
 
+    @property
+    def pair_tasks(self) -> list[str]:
+        """None: ``polytask export`` refuses models with sentence-pair tasks."""
+        return []
+
     def describe_tasks(self) -> dict[str, dict[str, Any]]:
         """Per task: type, level and label space, as ``GET /tasks`` shows them."""
         keep = ("labels", "mean", "std")
         return {name: {"type": t["type"], "level": t["level"], **{k: t[k] for k in keep if k in t}}
                 for name, t in self.manifest["tasks"].items()}
 
-    def predict(self, examples: Sequence[Example]) -> list[dict[str, Any]]:
-        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities."""
+    def predict(self, inputs: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        """Tokens, and per task: labels (+ entity spans with a scheme) or a label with probabilities.
+
+        ``inputs`` as ``Predictor.predict``: a text (one record) or a list of texts, token lists or examples;
+        a sentence pair is refused (no exported task reads pairs).
+        """
+        from polytask.serving.inputs import as_examples, tasks_by_form
         from polytask.serving.records import prediction_records
 
+        examples, single = as_examples(inputs)
+        tasks_by_form(self.task_names, self.pair_tasks, examples)
         tasks = self.manifest["tasks"]
         outputs: dict[str, list[Any]] = {name: [None] * len(examples) for name in tasks}
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].tokens))  # as the torch predictor
@@ -246,4 +234,5 @@ class OnnxPredictor:
             for name, values in zip(self.manifest["outputs"], logits):
                 for i, decoded in zip(indices, DECODERS[tasks[name]["type"]](tasks[name], values, lengths)):
                     outputs[name][i] = decoded
-        return prediction_records(examples, tasks, outputs)
+        records = prediction_records(examples, tasks, outputs)
+        return records[0] if single else records

@@ -10,7 +10,7 @@ from polytask.data.example import Example
 
 def prediction_records(examples: Sequence[Example], tasks: Mapping[str, Mapping[str, Any]],
                        outputs: Mapping[str, Sequence[tuple[Any, Any]]]) -> list[dict[str, Any]]:
-    """Tokens (and text), and per task its labels (+ entity ``spans`` with a scheme) or its label (+ probabilities).
+    """Tokens (and text; a pair's second sentence as ``tokens_pair``, ``text_pair``), and per task its labels (+ entity ``spans`` with a scheme) or its label (+ probabilities).
 
     ``tasks[name]`` gives the task's ``level`` and ``scheme``; ``outputs[name][i]`` is example i's
     (decoded label, scores or None).
@@ -22,6 +22,10 @@ def prediction_records(examples: Sequence[Example], tasks: Mapping[str, Mapping[
         record: dict[str, Any] = {"tokens": example.tokens, "tasks": {}}
         if example.text is not None:
             record["text"] = example.text
+        if example.tokens_pair is not None:
+            record["tokens_pair"] = example.tokens_pair
+            if example.text_pair is not None:
+                record["text_pair"] = example.text_pair
         for name, task in tasks.items():
             label, scores = outputs[name][i]
             if task["level"] == "token":

@@ -16,29 +16,42 @@ from torch import Tensor
 from polytask.data.example import Example
 from polytask.errors import DataError
 from polytask.tasks.base import Level, TaskType
+from polytask.tasks.label_names import label_name, label_names_option
 from polytask.tasks.metrics import exact_match, multilabel_micro_f1
 from polytask.tasks.sequence_classification import ClassIndex, fitted_labels
+
+DEFAULT_SEPARATOR = ","
+OTHER_SEPARATORS = (";", "|", "\t", " ")
+"""Separators a label may use by mistake: a class name holding one is refused unless ``separator`` is set."""
 
 
 class MultiLabel(TaskType):
     """A set of classes per sentence, trained with binary cross-entropy on logits.
 
     Options: ``separator`` (default ``","``) splits a string label (``""`` means no class);
-    ``threshold`` (default 0.5) is the probability at or above which a class is predicted.
+    ``threshold`` (default 0.5) is the probability at or above which a class is predicted;
+    ``label_names`` names integer class ids (id ``i`` is ``label_names[i]``).
     Metrics ``micro_f1`` (primary) and ``exact_match``, both percent, higher is better.
+
+    Without an explicit ``separator``, a class name holding another usual separator (``;``,
+    ``|``, a space or tab) is a DataError naming file:line: ``a;b`` split on ``,`` would silently
+    become one combined class. Setting ``separator`` (even to ``","``) accepts such names as given.
     """
 
     type_name: ClassVar[str] = "multilabel"
     level: ClassVar[Level] = "sequence"
     metric_directions: ClassVar[dict[str, bool]] = {"micro_f1": True, "exact_match": True}
 
-    def __init__(self, name: str, *, separator: str = ",", threshold: float = 0.5) -> None:
+    def __init__(self, name: str, *, separator: str | None = None, threshold: float = 0.5,
+                 label_names: Sequence[str] | None = None) -> None:
         super().__init__(name)
-        if not isinstance(separator, str) or not separator:
+        if separator is not None and (not isinstance(separator, str) or not separator):
             raise ValueError(f"option 'separator' must be a non-empty string, got {separator!r}")
         if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < threshold < 1.0:
             raise ValueError(f"option 'threshold' must be a number strictly between 0 and 1, got {threshold!r}")
-        self.separator, self.threshold = separator, float(threshold)
+        self.separator, self.threshold = separator or DEFAULT_SEPARATOR, float(threshold)
+        self.separator_given = separator is not None
+        self.label_names = label_names_option(label_names)
         self._classes: ClassIndex | None = None
 
     # --- label space -------------------------------------------------------------------
@@ -57,7 +70,7 @@ class MultiLabel(TaskType):
         return {"labels": list(self.classes.names)}
 
     def labels_from_json(self, data: dict[str, Any]) -> None:
-        self._classes = ClassIndex(data["labels"])
+        self._classes = ClassIndex.saved(data["labels"])
 
     @property
     def output_size(self) -> int:
@@ -71,15 +84,28 @@ class MultiLabel(TaskType):
     def parse_label(self, raw: Any, origin: str) -> list[str]:
         """A sorted, duplicate-free list of class names, from a list or a separated string."""
         if isinstance(raw, str):
-            names = [] if not raw.strip() else [part.strip() for part in raw.split(self.separator)]
+            parts = [] if not raw.strip() else [part.strip() for part in raw.split(self.separator)]
+            names = [label_name(part, self.label_names, self.name, origin) for part in parts]
+            if not self.separator_given:
+                self._check_separator(names, origin)
         elif isinstance(raw, (list, tuple)):
-            names = list(raw)
+            names = [label_name(name, self.label_names, self.name, origin) for name in raw]
         else:
             raise DataError.at(origin, f"task {self.name!r}: labels must be a list or a string, got {type(raw).__name__}")
         for name in names:
             if not isinstance(name, str) or not name:
                 raise DataError.at(origin, f"task {self.name!r}: class {name!r} is not a non-empty string")
         return sorted(set(names))
+
+    def _check_separator(self, names: Sequence[str], origin: str) -> None:
+        """A class name like ``a;b`` under the default ``,`` is a separator mix-up, not a class: say what to set."""
+        for name in names:
+            other = next((mark for mark in OTHER_SEPARATORS if mark in name), None)
+            if other is not None:
+                shown = repr(other)
+                raise DataError.at(origin, f"task {self.name!r}: class {name!r} holds {shown}, but labels are split "
+                                           f"on {DEFAULT_SEPARATOR!r}; set tasks.{self.name}.options.separator to "
+                                           f"{shown} (or to {DEFAULT_SEPARATOR!r} to keep {name!r} as one class)")
 
     def encode_targets(self, labels: Sequence[Sequence[str] | None], max_length: int) -> tuple[Tensor, Tensor]:
         """Multi-hot targets [B, C] and the labelled mask [B]; classes outside the space are dropped."""

@@ -16,6 +16,7 @@ from torch import Tensor
 from polytask.data.example import Example
 from polytask.errors import DataError
 from polytask.tasks.base import Level, TaskType
+from polytask.tasks.label_names import label_name, label_names_option
 from polytask.tasks.metrics import accuracy, macro_f1
 
 IGNORE_INDEX = -100
@@ -32,6 +33,20 @@ class ClassIndex:
     def __init__(self, names: Iterable[str]):
         self.names: list[str] = sorted(set(names))
         self._ids = {name: i for i, name in enumerate(self.names)}
+
+    @classmethod
+    def saved(cls, names: Any) -> ClassIndex:
+        """The index a ``labels.json`` lists: distinct non-empty strings, else a ValueError naming the first that is not."""
+        if not isinstance(names, list) or not names:
+            raise ValueError(f"'labels' must be a non-empty list of class names, not {names!r}")
+        seen: set[str] = set()
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"label {name!r} is not a non-empty string")
+            if name in seen:
+                raise ValueError(f"label {name!r} is listed twice")
+            seen.add(name)
+        return cls(names)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -63,15 +78,17 @@ def masked_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
 class SequenceClassification(TaskType):
     """One class per sentence, trained with cross-entropy over labelled examples.
 
-    Labels are strings; integer or boolean raw values (JSONL) become ``"3"``, ``"true"``.
+    Labels are strings; integer or boolean raw values (JSONL) become ``"3"``, ``"true"``. Option
+    ``label_names`` names integer ids instead: id ``i`` is ``label_names[i]``.
     """
 
     type_name: ClassVar[str] = "sequence_classification"
     level: ClassVar[Level] = "sequence"
     metric_directions: ClassVar[dict[str, bool]] = {"accuracy": True, "macro_f1": True}
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, label_names: Sequence[str] | None = None) -> None:
         super().__init__(name)
+        self.label_names = label_names_option(label_names)
         self._classes: ClassIndex | None = None
 
     # --- label space -------------------------------------------------------------------
@@ -88,7 +105,7 @@ class SequenceClassification(TaskType):
         return {"labels": list(self.classes.names)}
 
     def labels_from_json(self, data: dict[str, Any]) -> None:
-        self._classes = ClassIndex(data["labels"])
+        self._classes = ClassIndex.saved(data["labels"])
 
     @property
     def output_size(self) -> int:
@@ -102,8 +119,7 @@ class SequenceClassification(TaskType):
     def parse_label(self, raw: Any, origin: str) -> str:
         if isinstance(raw, bool):
             return "true" if raw else "false"
-        if isinstance(raw, int):
-            return str(raw)
+        raw = label_name(raw, self.label_names, self.name, origin)
         if not isinstance(raw, str):
             raise DataError.at(origin, f"task {self.name!r}: a class label must be a string, got {type(raw).__name__}")
         if not raw.strip():

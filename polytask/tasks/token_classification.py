@@ -17,6 +17,7 @@ from polytask.errors import ConfigError, DataError
 from polytask.tasks.base import Level, TaskType
 from polytask.tasks.crf import CRFDecoder
 from polytask.tasks.decoding import TagDecoder
+from polytask.tasks.label_names import is_label_id, label_name, label_names_option
 from polytask.tasks.metrics import canonical_scheme, span_prf, token_accuracy
 from polytask.tasks.metrics.spans import split_tag
 from polytask.tasks.sequence_classification import (
@@ -36,16 +37,18 @@ class TokenClassification(TaskType):
 
     Option ``scheme``: None (plain tags, metric ``accuracy``) or ``iob1``, ``iob2``/``bio``,
     ``iobes``/``bioes`` (adds conlleval span ``precision``, ``recall``, ``f1``; primary ``f1``).
-    ``configure_decoder`` (``heads.NAME.decoder``) picks a CRF or constrained decoding.
+    ``configure_decoder`` (``heads.NAME.decoder``) picks a CRF or constrained decoding. Option
+    ``label_names`` names integer tag ids (``datasets`` ``ClassLabel`` tags): id ``i`` is ``label_names[i]``.
     """
 
     type_name: ClassVar[str] = "token_classification"
     level: ClassVar[Level] = "token"
     metric_directions: ClassVar[dict[str, bool]] = {"accuracy": True}
 
-    def __init__(self, name: str, *, scheme: str | None = None) -> None:
+    def __init__(self, name: str, *, scheme: str | None = None, label_names: Sequence[str] | None = None) -> None:
         super().__init__(name)
         self.scheme = None if scheme is None else canonical_scheme(scheme)
+        self.label_names = label_names_option(label_names)
         if self.scheme is not None:
             # The span metrics exist only with a scheme, so the directions are per instance.
             spans = {"precision": True, "recall": True, "f1": True}
@@ -67,7 +70,12 @@ class TokenClassification(TaskType):
         return {"labels": list(self.tags.names)}
 
     def labels_from_json(self, data: dict[str, Any]) -> None:
-        self._tags = ClassIndex(data["labels"])
+        """The saved tags; with a scheme each must be one of its tags (``split_tag`` raises ValueError otherwise)."""
+        tags = ClassIndex.saved(data["labels"])
+        if self.scheme is not None:
+            for tag in tags.names:
+                split_tag(tag, self.scheme)
+        self._tags = tags
 
     @property
     def output_size(self) -> int:
@@ -100,18 +108,20 @@ class TokenClassification(TaskType):
 
     # --- tensors -----------------------------------------------------------------------
     def parse_label(self, raw: Any, origin: str) -> list[str]:
-        """A list of non-empty tag strings, each valid in the scheme when one is set."""
+        """A list of non-empty tag strings (integer ids named by ``label_names``), each valid in the scheme when set."""
         if not isinstance(raw, (list, tuple)):
             raise DataError.at(origin, f"task {self.name!r}: tags must be a list of strings, got {type(raw).__name__}")
-        for position, tag in enumerate(raw):
+        tags = [label_name(tag, self.label_names, self.name, origin) for tag in raw]
+        for position, tag in enumerate(tags):
             if not isinstance(tag, str) or not tag:
                 raise DataError.at(origin, f"task {self.name!r}: tag {position} is {tag!r}, not a non-empty string")
             if self.scheme is not None:
                 try:
                     split_tag(tag, self.scheme)
                 except ValueError as error:
-                    raise DataError.at(origin, f"task {self.name!r}: token {position}: {error}") from None
-        return list(raw)
+                    hint = "; integer tag ids need the task's label_names" if is_label_id(raw[position]) else ""
+                    raise DataError.at(origin, f"task {self.name!r}: token {position}: {error}{hint}") from None
+        return tags
 
     def check_label(self, label: Sequence[str], tokens: Sequence[str], origin: str) -> None:
         """Raise a DataError when the sentence has not exactly one tag per token."""

@@ -62,9 +62,9 @@ class DataParallel:
                               field="training.batch_size")
         chosen = {t: tasks[t] for t in selected}
         present = [t for t in selected if any(e.labels.get(t) is not None for e in examples)]
-        micro = [collate(list(examples[k * self.world + self.rank :: shards]), featurizer, chosen)
-                 for k in range(accumulate)]
-        return StepBatches(micro, present)
+        positions = [list(range(k * self.world + self.rank, len(examples), shards)) for k in range(accumulate)]
+        micro = [collate([examples[i] for i in where], featurizer, chosen) for where in positions]
+        return StepBatches(micro, present, positions)
 
     def shard(self, items: Sequence[Any]) -> list[Any]:
         """This rank's part of ``items`` (strided): evaluation's shard."""
@@ -112,13 +112,42 @@ class DataParallel:
 
 @dataclass
 class StepBatches:
-    """One update's micro-batches on this rank, and the tasks present in the whole step (on any rank)."""
+    """One update's micro-batches on this rank, and the tasks present in the whole step (on any rank).
+
+    ``positions[k]`` holds the index, in the whole step, of each example of micro-batch k (default:
+    one micro-batch holding the whole step).
+    """
 
     micro: list[Batch]
     present: list[str]
+    positions: list[list[int]] | None = None
 
     def to(self, device: torch.device) -> StepBatches:
-        return StepBatches([b.to(device) for b in self.micro], self.present)
+        return StepBatches([b.to(device) for b in self.micro], self.present, self.positions)
+
+    def example_positions(self) -> list[torch.Tensor]:
+        """Per micro-batch: its examples' indices in the whole step (int64, CPU)."""
+        if self.positions is None:
+            return [torch.arange(len(b.examples)) for b in self.micro]
+        return [torch.tensor(where, dtype=torch.int64) for where in self.positions]
+
+
+def under_torchrun() -> bool:
+    """Whether ``torchrun`` started this process as one of several ranks (``WORLD_SIZE`` > 1)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def refuse_torchrun(command: str) -> None:
+    """A one-line error when ``command`` (one that trains many runs itself) was started by ``torchrun``.
+
+    Why: each rank would train every run of the comparison on its own; the runs are spread with
+    ``--jobs`` (worker processes) or ``--backend ray`` (a cluster) instead.
+    """
+    if under_torchrun():
+        from polytask.errors import PolytaskError
+
+        raise PolytaskError(f"polytask {command} trains many runs itself and does not run under torchrun: start it as "
+                            "one process and spread its runs with --jobs N (worker processes) or --backend ray")
 
 
 def restarted() -> bool:
@@ -134,7 +163,7 @@ def init_process_group(device_name: str) -> DataParallel:
     import torch.distributed as dist
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 or dist.is_initialized():
+    if not under_torchrun() or dist.is_initialized():
         return DataParallel.current()
     from polytask.training.device import collective_backend, is_cuda, resolve_device
 
@@ -155,4 +184,4 @@ def init_process_group(device_name: str) -> DataParallel:
     return DataParallel.current()
 
 
-__all__ = ["DataParallel", "StepBatches", "init_process_group", "restarted"]
+__all__ = ["DataParallel", "StepBatches", "init_process_group", "refuse_torchrun", "restarted", "under_torchrun"]

@@ -10,6 +10,7 @@ and replaying old tasks' data in a share of the steps (rehearsal; Robins 1995).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +19,10 @@ from rich.console import Console
 
 from polytask.config import (
     ExperimentConfig,
-    apply_overrides,
+    SharingConfig,
     read_yaml,
+    set_fields,
+    sharing_with_added_tasks,
     validate_config,
 )
 from polytask.errors import ConfigError, PolytaskError
@@ -65,14 +68,19 @@ def finetune_config(run_config: ExperimentConfig, addition: ExperimentConfig, *,
     """
     data = run_config.model_dump(mode="json")
     data["tasks"].update(addition.model_dump(mode="json")["tasks"])
+    sharing = sharing_with_added_tasks(data.get("sharing"), addition.tasks)  # each new task: its own gate, tower, group
+    data["sharing"] = copy.deepcopy(sharing)
     data["heads"].update({name: head.model_dump(mode="json") for name, head in addition.heads.items()})
     data["sampling"] = {}
     data["training"]["epoch"] = {}
     if freeze_encoder:
         data["training"].update(freeze_encoder=True, unfreeze=None)
-    config = validate_config(apply_overrides(data, overrides), file=file)
+    config = validate_config(data, file=file, overrides=set_fields(data, overrides))
     if config.encoder != run_config.encoder:
         raise ConfigError("the trained encoder is kept as it is: drop the encoder overrides", field="--set")
+    if config.sharing.model_dump(mode="json") != SharingConfig.model_validate(sharing).model_dump(mode="json"):
+        raise ConfigError("the trained sharing architecture is kept as it is (new tasks get their own gate or "
+                          "tower): drop the sharing overrides", field="--set")
     for name, task in run_config.tasks.items():
         now = config.tasks[name]
         if (now.type, now.scheme, now.options) != (task.type, task.scheme, task.options) or \
@@ -116,7 +124,7 @@ def finalise_schedule(config: ExperimentConfig, sizes: Mapping[str, int], new: S
 
 def extended_model(trained: Experiment, config: ExperimentConfig, tasks: Mapping[str, TaskType],
                    new: Sequence[str]) -> MultiTaskModel:
-    """The trained encoder and heads with their weights, plus a new head (and own adapter, if any) per new task."""
+    """The trained model with its weights, plus a new head (and own adapter, gate or tower, if any) per new task."""
     import torch
 
     from polytask.training.setup import build_model
@@ -124,7 +132,7 @@ def extended_model(trained: Experiment, config: ExperimentConfig, tasks: Mapping
     torch.manual_seed(config.training.seed)
     model = build_model(config, trained.model.encoder, tasks)
     missing, unexpected = model.load_state_dict(trained.model.state_dict(), strict=False)
-    fresh = {f"encoder.{n}" for t in new for n in model.encoder.task_parameters(t)}  # per-task adapters
+    fresh = {name for t in new for name in model.task_parameters(t)}  # adapters, gates, towers of the new tasks
     if unexpected or any(not key.startswith(tuple(f"heads.{t}." for t in new)) and key not in fresh for key in missing):
         raise PolytaskError(f"the trained weights do not fit the model (missing {missing}, unexpected {unexpected})")
     return model
@@ -169,8 +177,15 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     old one with probability f (split among the old tasks by training-set size), a new one with
     probability 1 - f; old heads train on their replayed steps. Returns the retention record
     also written to ``out/retention.json``.
+
+    Under ``torchrun`` it trains data-parallel as ``polytask train`` does (each rank its shard of
+    every step, rank 0 alone writes ``out``); restarted by ``torchrun --max-restarts`` after a
+    failure, it starts again from the trained run.
     """
     from polytask.data.corpus import load_corpus
+    from polytask.training.device import resolve_device
+    from polytask.training.distributed import init_process_group, restarted
+    from polytask.training.loggers import build_loggers
     from polytask.training.run_dir import CONFIG, RunDirectory, load_run, write_json
     from polytask.training.setup import Experiment, build_tasks
     from polytask.training.trainer import Trainer, build_summary
@@ -179,11 +194,14 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     if out.resolve() == run.resolve():
         raise PolytaskError("--out must be a new run directory, not the trained run itself")
     check_replay(replay, overrides)
-    run_dir = RunDirectory(out, overwrite=overwrite)
+    overwrite = overwrite or restarted()  # torchrun --max-restarts: the failed attempt's files are replaced
     trained = load_run(run)
     addition = load_task_addition(add_task, trained.config)
     config = finetune_config(trained.config, addition, freeze_encoder=freeze_encoder, overrides=overrides,
                              file=f"{run / CONFIG} + {add_task}")
+    resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
+    parallel = init_process_group(config.training.device)
+    run_dir = RunDirectory(out, overwrite=overwrite) if parallel.main else None
     new, old = list(addition.tasks), list(trained.config.tasks)
     tasks: dict[str, TaskType] = dict(trained.tasks)
     tasks.update({name: task for name, task in build_tasks(config).items() if name in new})
@@ -193,6 +211,7 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
     finalise_schedule(config, {t: len(corpus.task_examples(t, "train")) for t in tasks}, new, replay)
 
     model = extended_model(trained, config, tasks, new)
+    model.to(resolve_device(config.training.device, local_rank=parallel.local_rank))  # evaluated there before training
     groups = [{t: tasks[t] for t in old}, {t: tasks[t] for t in new}]
     before = evaluate_groups(model, groups[:1], corpus, "dev", config.training.eval_batch_size)
 
@@ -201,15 +220,19 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
             for parameter in model.task_parameters(task).values():
                 parameter.requires_grad_(False)
     training_tasks = {t: tasks[t] for t in (old + new if replay > 0 else new)}
-    run_dir.create()
-    run_dir.save_setup(Experiment(config, tasks, model))
-    trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console)
+    loggers = build_loggers(config, out, main=parallel.main)
+    trainer = Trainer(Experiment(config, training_tasks, model, corpus), run_dir, progress=progress, console=console,
+                      callbacks=loggers, parallel=parallel)
+    if run_dir is not None:
+        run_dir.create()  # after the trainer is built: a mistake found there leaves no half-made run directory
+        run_dir.save_setup(Experiment(config, tasks, model))
+    parallel.barrier()
+    if run_dir is None:
+        trainer.run_dir = RunDirectory.existing(out)  # the other ranks read it; only rank 0 writes
     summary = trainer.fit()
 
     dev, test = (evaluate_groups(model, groups, corpus, split, config.training.eval_batch_size)
                  for split in ("dev", "test"))
-    run_dir.save_summary(build_summary(dev, test, summary["best_epoch"], summary["train_seconds"], summary["steps"],
-                                       summary["examples_seen"]))
     retention = {
         "source_run": str(run.resolve()),
         "split": "dev",
@@ -222,5 +245,9 @@ def finetune_run(run: str | Path, add_task: str | Path, out: str | Path, *, free
         "best_epoch": summary["best_epoch"],
         "train_seconds": summary["train_seconds"],
     }
-    write_json(out / RETENTION, retention)
+    if parallel.main:
+        run_dir.save_summary(build_summary(dev, test, summary["best_epoch"], summary["train_seconds"],
+                                           summary["steps"], summary["examples_seen"]))
+        write_json(out / RETENTION, retention)
+    parallel.barrier()
     return retention

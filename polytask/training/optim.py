@@ -15,21 +15,21 @@ from polytask.models.multitask import MultiTaskModel
 
 
 def shared_layer_groups(model: MultiTaskModel) -> list[list[nn.Parameter]]:
-    """``encoder.layer_groups()`` restricted to trainable shared parameters, checked to cover each once.
+    """``model.layer_groups()`` (the encoder's, plus the sharing architecture's shared parts) restricted to
+    trainable shared parameters, checked to cover each once.
 
-    A task's own encoder parameters (per-task adapters) are task-specific, like its head, and left
-    out. Why check: a parameter missing from every group would escape layer-wise decay and freezing.
+    A task's own parameters (per-task adapters, gates, own towers) are task-specific, like its head, and
+    left out. Why check: a parameter missing from every group would escape layer-wise decay and freezing.
     """
-    encoder = model.encoder
-    own = model.task_encoder_parameter_ids()
-    groups = [[p for p in group if p.requires_grad and id(p) not in own] for group in encoder.layer_groups()]
+    groups = [[p for p in group if p.requires_grad] for group in model.layer_groups()]
+    shared = model.shared_parameters()
     counts = Counter(id(p) for group in groups for p in group)
-    names = {id(p): name for name, p in encoder.named_parameters()}
+    names = {id(p): name for name, p in shared.items()}
     repeated = sorted(names.get(i, "?") for i, n in counts.items() if n > 1)
-    missing = sorted(name for name, p in encoder.named_parameters()
-                     if p.requires_grad and id(p) not in counts and id(p) not in own)
+    missing = sorted(name for name, p in shared.items() if id(p) not in counts)
     if repeated or missing:
-        raise ValueError(f"{type(encoder).__name__}.layer_groups() must hold every trainable parameter once; "
+        raise ValueError(f"{type(model.encoder).__name__}.layer_groups() and {type(model.sharing).__name__}"
+                         f".extend_layer_groups() must hold every trainable shared parameter once; "
                          f"missing {missing}, repeated {repeated}")
     return groups
 

@@ -10,15 +10,28 @@ from rich.console import Console
 
 from polytask.config import ExperimentConfig
 from polytask.training.callbacks import Callback
+from polytask.training.loggers import build_loggers
 from polytask.training.run_dir import RunDirectory
-from polytask.training.setup import build_experiment
+from polytask.training.setup import Experiment, build_experiment
 from polytask.training.trainer import Trainer
 
 
 def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwrite: bool = False,
               progress: bool = True, console: Console | None = None,
               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
-    """Train ``config``; the run directory is created only after the data has been read without error.
+    """Train ``config``; return the summary (``train_experiment`` also returns the trained model)."""
+    return train_experiment(config, out, overwrite=overwrite, progress=progress, console=console,
+                            callbacks=callbacks)[1]
+
+
+def train_experiment(config: ExperimentConfig, out: str | Path | None = None, *, overwrite: bool = False,
+                     progress: bool = True, console: Console | None = None,
+                     callbacks: Sequence[Callback] = ()) -> tuple[Experiment, dict[str, Any]]:
+    """Train ``config``: the experiment (its model holding the best epoch's weights, in eval mode) and the summary.
+
+    The run directory is created only once the data is read and the trainer built without
+    error, so a mistake found there (a bad method option, a task without dev data) leaves no
+    half-made run directory behind to block the corrected rerun.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank trains its shard of each step; rank 0 alone
     creates and writes the run directory. Restarted by ``torchrun --max-restarts`` after a failure,
@@ -30,22 +43,27 @@ def train_run(config: ExperimentConfig, out: str | Path | None = None, *, overwr
     resolve_device(config.training.device)  # a device this machine lacks fails before anything is written
     if out is not None and restarted():
         # torchrun --max-restarts started this process again after a rank failed: continue the run
-        from polytask.training.run_dir import CHECKPOINT
+        from polytask.training.run_dir import CHECKPOINT, load_run
 
         if (Path(out) / CHECKPOINT).is_file():
-            return resume_run(out, progress=progress, console=console)
+            summary = resume_run(out, progress=progress, console=console)
+            return load_run(out, device=config.training.device), summary
         overwrite = True  # it failed before its first checkpoint: train it again
     parallel = init_process_group(config.training.device)
     run_dir = RunDirectory(out, overwrite=overwrite) if out is not None and parallel.main else None
+    loggers = build_loggers(config, out, main=parallel.main)  # names, options and extras checked before any write
     experiment = build_experiment(config)
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, callbacks=[*callbacks, *loggers],
+                      parallel=parallel)
     if run_dir is not None:
         run_dir.create()
         run_dir.save_setup(experiment)
     parallel.barrier()
     if out is not None and not parallel.main:
-        run_dir = RunDirectory.existing(out)
-    return Trainer(experiment, run_dir, progress=progress, console=console, callbacks=callbacks,
-                   parallel=parallel).fit()
+        trainer.run_dir = RunDirectory.existing(out)
+    summary = trainer.fit()
+    experiment.model.eval()
+    return Experiment(experiment.config, experiment.tasks, experiment.model), summary
 
 
 def resume_run(path: str | Path, *, progress: bool = True, console: Console | None = None,
@@ -83,7 +101,8 @@ def resume_run(path: str | Path, *, progress: bool = True, console: Console | No
                                 "since the run started, or the run was not made by polytask train)")
     parallel = init_process_group(config.training.device)
     run_dir = RunDirectory.existing(run)
-    trainer = Trainer(experiment, run_dir, progress=progress, console=console, parallel=parallel)
+    trainer = Trainer(experiment, run_dir, progress=progress, console=console, parallel=parallel,
+                      callbacks=build_loggers(config, run, main=parallel.main))
     # rank 0 also cuts metrics.jsonl back to the checkpoint; the other ranks only read it
     trainer.load_checkpoint(run_dir.load_checkpoint() if parallel.main else load_tensors(run / CHECKPOINT))
     return trainer.fit()

@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import yaml
+
+from polytask._version import __version__
 from polytask.config import read_yaml, validate_config
 from polytask.errors import PolytaskError
 from polytask.training.setup import Experiment, build_model, build_tasks
 
 if TYPE_CHECKING:
     import torch
+
+VERSION_COMMENT = "# written by polytask "
+"""The first line of a run's config.yaml, before the version that wrote it (a YAML comment: readers skip it)."""
 
 CONFIG, MODEL, LABELS, VOCAB, METRICS, SUMMARY, CHECKPOINT = (
     "config.yaml", "model.safetensors", "labels.json", "vocab.json", "metrics.jsonl", "summary.json", "checkpoint.pt")
@@ -40,7 +46,11 @@ class RunDirectory:
         return self
 
     def save_setup(self, experiment: Experiment) -> None:
-        (self.path / CONFIG).write_text(experiment.config.to_yaml())
+        """The resolved config (a dataset passed in memory kept beside it), the vocabularies and label spaces."""
+        from polytask.data.readers.hf import config_dump
+
+        dump = yaml.safe_dump(config_dump(experiment.config, self.path), sort_keys=False)
+        (self.path / CONFIG).write_text(f"{VERSION_COMMENT}{__version__}\n{dump}")
         for name, data in setup_files(experiment).items():
             write_json(self.path / name, data)
 
@@ -59,6 +69,17 @@ class RunDirectory:
             state = load_file(str(file))
         except Exception as error:  # truncated, foreign or empty: safetensors raises its own errors
             raise PolytaskError(f"{file}: unreadable weights ({_first_line(error)})") from None
+        expected = model.state_dict()
+        for key, tensor in state.items():
+            if key in expected and tuple(expected[key].shape) != tuple(tensor.shape):
+                shapes = f"{key} is {list(tensor.shape)} there, {list(expected[key].shape)} now"
+                task = key.split(".")[1] if key.startswith("heads.") else None
+                if task is not None:
+                    raise PolytaskError(f"{self.path / LABELS}: the label space of task {task!r} no longer fits the "
+                                        f"weights in {file} ({shapes}); restore labels.json or train again")
+                if key.startswith("encoder."):
+                    raise PolytaskError(f"{self.path / VOCAB}: the vocabularies no longer fit the weights in {file} "
+                                        f"({shapes}); restore vocab.json or train again")
         try:
             model.load_state_dict(state)
         except RuntimeError as error:
@@ -141,11 +162,18 @@ def _first_line(error: BaseException) -> str:
 
 
 def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) -> Experiment:
-    """Rebuild a trained model from its run directory (no data is read), on ``device`` (default: CPU)."""
+    """Rebuild a trained model from its run directory (no data is read), on ``device`` (default: CPU).
+
+    Returns the ``Experiment``: ``config`` (the run's resolved config), ``tasks`` (name -> TaskType
+    with its label space from labels.json), ``model`` (the MultiTaskModel with the run's weights, in
+    eval mode) and ``corpus`` None. ``polytask.load`` wraps it in a ``TrainedModel``.
+    """
     from polytask.models.encoders import build_encoder
     from polytask.training.device import cpu_device, resolve_device
 
     path = Path(path)
+    if path.is_file():
+        raise PolytaskError(f"{path} is a file, not a run directory")
     for name in (CONFIG, LABELS, VOCAB, weights):
         if not (path / name).is_file():
             raise PolytaskError(f"{path} is not a complete run directory: {name} is missing")
@@ -153,10 +181,17 @@ def load_run(path: str | Path, weights: str = MODEL, device: str | None = None) 
     tasks = build_tasks(config)
     labels = read_json(path / LABELS)
     for name, task in tasks.items():
+        entry = labels.get(name) if isinstance(labels, dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("labels"), dict):
+            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r}")
+        if entry.get("type") != task.type_name:
+            raise PolytaskError(f"{path / LABELS}: task {name!r} is a {entry.get('type')} task there but a "
+                                f"{task.type_name} task in {CONFIG}")
         try:
-            task.labels_from_json(labels[name]["labels"])
-        except (KeyError, TypeError, ValueError):
-            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r}") from None
+            task.labels_from_json(entry["labels"])
+        except (KeyError, TypeError, ValueError) as error:
+            detail = f"{error} is missing" if isinstance(error, KeyError) else _first_line(error)
+            raise PolytaskError(f"{path / LABELS}: no valid label space for task {name!r} ({detail})") from None
     encoder = build_encoder(config.encoder)
     try:
         encoder.featurizer.load_json(read_json(path / VOCAB))

@@ -34,10 +34,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from polytask.balancing.balancer import StepContext
+from polytask._version import __version__
+from polytask.balancing.balancer import RepresentationRows, StepContext
 from polytask.balancing.reduce import GradientReduce
 from polytask.balancing.registry import build_balancer
-from polytask.balancing.row_lookups import RowLookupRecorder
 from polytask.data.batching import Batch
 from polytask.data.steps import StepBuilder
 from polytask.errors import ConfigError, PolytaskError
@@ -106,7 +106,7 @@ class Trainer:
         self.optimizer = build_optimizer(build_param_groups(self.model, self.balancer.parameters(), training), training)
         self.scheduler = build_scheduler(self.optimizer, training, self.total_steps)
         self.freezer = EncoderFreezer(self.model, training)  # after the optimizer: it holds every group
-        self.row_lookups = RowLookupRecorder(self.model.encoder)  # embedding rows read, for the gradient engine
+        self.balancer.attach(self.model.encoder)  # a method may watch the shared encoder's forward passes
         self.freezer.start_epoch(1)
         self.step = 0
         self.epoch = 1  # the epoch being trained (after the last one: epochs + 1)
@@ -165,9 +165,8 @@ class Trainer:
             callback.before_step(self, step.micro[0])
         self.model.train()
         present = step.present
-        self.row_lookups.take()  # forget lookups from outside a step (e.g. a callback's forward pass)
-        losses, outputs = self.step_losses(step, counts, lambda b: self.model(b.inputs, present))
-        row_lookups = self.row_lookups.take()
+        with self.balancer.watch_forward():
+            losses, outputs = self.step_losses(step, counts, lambda b: self.model(b.inputs, present))
         if self.config.sampling.loss_correction:
             correction = self.steps.importance_weights(self.step, self.total_steps)
             losses = {t: loss * correction[t] for t, loss in losses.items()}
@@ -176,14 +175,22 @@ class Trainer:
             with torch.no_grad():
                 return self.step_losses(step, counts, lambda b: self.model(b.inputs, present))[0]
 
-        # frozen layers carry no gradient
-        representation = [r for output in outputs for r in output.representation if r.requires_grad]
+        representation, rows = [], []
+        for output, examples in zip(outputs, step.example_positions()):
+            for layer, tensor in enumerate(output.representation):
+                if tensor.requires_grad:  # frozen layers carry no gradient
+                    representation.append(tensor)
+                    rows.append(RepresentationRows(layer, examples))
         context = StepContext(shared_parameters=self.model.shared_parameters(), representation=representation,
                               step=self.step, epoch=self.epoch, recompute_losses=recompute_losses,
-                              row_lookups=row_lookups)
+                              representation_rows=rows)
         self.optimizer.zero_grad(set_to_none=True)
         self.reduce.scale = self.precision.scale
         stats = self.balancer.backward(losses, context)
+        penalty = self.model.penalty()  # the sharing architecture's regulariser, if any: outside balancing
+        if penalty is not None:
+            self.reduce.backward(penalty)
+            stats = {**stats, "penalty": float(penalty.detach())}
         self.reduce.sync_gradients([*self.model.parameters(), *self.balancer.parameters()])
         applied = self.precision.step(self.optimizer, self.model.parameters(), self.config.training.clip_norm)
         self.scheduler.step()
@@ -237,6 +244,26 @@ class Trainer:
         With a run directory, a checkpoint is saved at the end of every epoch (and every
         ``training.checkpoint_every`` steps): ``polytask resume`` continues from it exactly.
         """
+        for callback in self.callbacks:
+            callback.before_fit(self)
+        summary = None
+        try:
+            summary = self._fit()
+        finally:
+            for callback in self.callbacks:
+                callback.after_fit(self, summary)
+        return summary
+
+    def _record(self, record: dict[str, Any]) -> None:
+        """One metrics record: appended to ``metrics.jsonl`` and handed to the callbacks, on rank 0."""
+        if not self.parallel.main:
+            return
+        if self.writer:
+            self.writer.log(record)
+        for callback in self.callbacks:
+            callback.on_record(self, record)
+
+    def _fit(self) -> dict[str, Any]:
         training = self.config.training
         started = time.perf_counter() - self.elapsed
         epochs = math.ceil(self.total_steps / self.steps_per_epoch)
@@ -258,10 +285,10 @@ class Trainer:
                             continue
                         previous = self.running.get(task)
                         self.running[task] = value if previous is None else 0.95 * previous + 0.05 * value
-                    if self.writer and (self.step % training.log_every == 0 or self.step == 1 or record.get("skipped")):
-                        self.writer.log({"kind": "step", "step": self.step, "epoch": epoch,
-                                          "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present,
-                                          "seen": dict(self.steps.seen), **record})
+                    if self.step % training.log_every == 0 or self.step == 1 or record.get("skipped"):
+                        self._record({"kind": "step", "step": self.step, "epoch": epoch,
+                                      "lr": self.scheduler.get_last_lr()[0], "tasks": batch.present,
+                                      "seen": dict(self.steps.seen), **record})
                     progress.update(bar, advance=1, losses=self._progress_text(self.running))
                     every = training.checkpoint_every
                     if every and self.step % every == 0 and self.step < epoch_end:
@@ -271,8 +298,7 @@ class Trainer:
                 improved = score > self.best["score"]
                 record = {"kind": "eval", "split": "dev", "epoch": epoch, "step": self.step, "tasks": dev,
                           "score": score, "best": improved, "seconds": time.perf_counter() - started}
-                if self.writer:
-                    self.writer.log(record)
+                self._record(record)
                 if self.on_epoch:
                     self.on_epoch(record)
                 self._print_epoch(progress, epoch, dev, score, improved)
@@ -285,7 +311,7 @@ class Trainer:
                 else:
                     self.stale += 1
                     if patience and self.stale >= patience:
-                        progress.console.print(f"early stopping: no improvement for {self.stale} epochs")
+                        self._say(progress, f"early stopping: no improvement for {self.stale} epochs")
                         self.stopped = True
                 self.epoch += 1
                 self.save_checkpoint(time.perf_counter() - started)
@@ -295,10 +321,11 @@ class Trainer:
             self.run_dir.load_weights(self.model)
         seconds = time.perf_counter() - started
         test = self.evaluate("test")
-        if self.writer and test:
-            self.writer.log({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "tasks": test})
+        if test:
+            self._record({"kind": "eval", "split": "test", "epoch": self.best["epoch"], "step": self.step, "tasks": test})
         summary = build_summary(self.best["dev"], test, self.best["epoch"], seconds, self.step, self.steps.seen)
         summary["skipped_steps"] = self.skipped
+        summary["parameters"] = sum(p.numel() for p in self.model.parameters())
         if self.writer:
             self.writer.save_summary(summary)
             self.writer.remove_checkpoint()
@@ -356,9 +383,8 @@ class Trainer:
 
     def _log_unfreezing(self, progress: Progress, epoch: int) -> None:
         groups = self.freezer.trainable
-        if self.writer:
-            self.writer.log({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
-        progress.console.print(f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
+        self._record({"kind": "unfreeze", "epoch": epoch, "step": self.step, "trainable_groups": groups})
+        self._say(progress, f"epoch {epoch}: encoder layer groups {groups} of 0..{len(self.freezer.groups) - 1} train")
 
     def _progress(self) -> Progress:
         return Progress(TextColumn("[bold]step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[losses]}"),
@@ -372,7 +398,12 @@ class Trainer:
     def _print_epoch(self, progress: Progress, epoch: int, dev: dict, score: float, improved: bool) -> None:
         parts = [f"{task} " + " ".join(f"{m}={v:.2f}" for m, v in metrics.items()) for task, metrics in dev.items()]
         mark = " *" if improved else ""
-        progress.console.print(f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+        self._say(progress, f"epoch {epoch} dev  " + " | ".join(parts) + f"  score={score:.4f}{mark}")
+
+    def _say(self, progress: Progress, text: str) -> None:
+        """A progress line (an epoch's dev metrics, early stopping); none without progress (``--quiet``)."""
+        if self.show_progress:
+            progress.console.print(text)
 
 
 def _numpy_state() -> tuple:
@@ -386,11 +417,14 @@ def _count(n: int) -> str:
 
 
 def build_summary(dev: dict, test: dict, best_epoch: int, seconds: float, steps: int, seen: dict) -> dict[str, Any]:
-    """``{"tasks": {TASK: {METRIC: {"dev": x, "test": y}}}, "best_epoch": n, "train_seconds": s, ...}``."""
+    """``{"tasks": {TASK: {METRIC: {"dev": x, "test": y}}}, "best_epoch": n, "train_seconds": s, ...}``.
+
+    ``polytask_version`` records the polytask that trained the run.
+    """
     tasks: dict[str, dict[str, dict[str, float | None]]] = {}
     for task in sorted(set(dev) | set(test)):
         metrics = sorted(set(dev.get(task, {})) | set(test.get(task, {})))
         tasks[task] = {m: {"dev": dev.get(task, {}).get(m), "test": test.get(task, {}).get(m)} for m in metrics}
     return {"tasks": tasks, "best_epoch": best_epoch, "train_seconds": round(seconds, 2), "steps": steps,
-            "examples_seen": dict(seen)}
+            "examples_seen": dict(seen), "polytask_version": __version__}
 

@@ -314,7 +314,7 @@ def test_missing_solver_is_reported_at_construction(monkeypatch):
 def test_graddrop_blockwise_keeps_one_sign_per_coordinate_with_the_purity_as_probability():
     """The engine's block-by-block path: each coordinate is the sum of the positive parts (with
     probability P = (1 + S/M)/2) or of the negative parts; over many draws the mean matches."""
-    from polytask.balancing.engine import TaskJacobian
+    from polytask.balancing.jacobian import TaskJacobian
 
     torch.manual_seed(0)
     jacobian = random_jacobian(3, 3, 12)

@@ -10,7 +10,14 @@ from torch import nn
 
 from polytask.balancing.aggregation import GradientBalancer, GramianWeighting
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.engine import GradientEngine, task_specific_parameters
+from polytask.balancing.engine import (
+    EveryKSteps,
+    ExactMode,
+    RepresentationMode,
+    SubsetMode,
+    build_engine,
+    task_specific_parameters,
+)
 from polytask.balancing.registry import build_balancer
 from polytask.errors import ConfigError
 
@@ -55,11 +62,43 @@ def shared_params(model, states):
     return list(model.encoder.parameters())
 
 
+def test_each_mode_is_one_object_chosen_by_its_config_name():
+    assert type(build_engine("exact")) is ExactMode and type(build_engine("representation")) is RepresentationMode
+    assert type(build_engine("subset", shared_params=["lstm"])) is SubsetMode
+    every = build_engine("representation", update_every=3)
+    assert isinstance(every, EveryKSteps) and type(every.mode) is RepresentationMode and every.k == 3
+    for kwargs, field in (({"mode": "layerwise"}, "balancing.mode"), ({"shared_params": ["lstm"]}, "balancing.shared_params"),
+                          ({"mode": "subset"}, "balancing.shared_params"), ({"update_every": 0}, "balancing.update_every"),
+                          ({"vjp": "vmap"}, "balancing.vjp")):
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            build_engine(**kwargs)
+
+
+def test_batched_and_looped_products_give_the_same_rows(setup):
+    from polytask.balancing.vjp import batched_products, looped_products
+
+    model, words, labels = setup
+    states, _ = model(words, labels)
+    inputs = [*model.encoder.parameters(), model.heads["pos"].weight]  # the head is not reached from the states
+    g = torch.Generator().manual_seed(0)
+    cotangents = [[torch.randn(states.shape, generator=g)] for _ in range(3)]
+    batched = batched_products([states], cotangents, inputs, retain_graph=True)
+    looped = looped_products([states], cotangents, inputs, retain_graph=True)
+    assert len(batched) == len(looped) == 3
+    for b_row, l_row in zip(batched, looped):
+        assert b_row[-1] is None and l_row[-1] is None
+        for b, lo in zip(b_row[:-1], l_row[:-1]):
+            torch.testing.assert_close(b, lo, atol=1e-6, rtol=1e-5)
+    reference = torch.autograd.grad(states, inputs[:-1], cotangents[1][0], retain_graph=True)
+    for b, r in zip(batched[1], reference):
+        torch.testing.assert_close(b, r, atol=1e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("vjp", ["batched", "loop"])
 def test_jacobian_rows_equal_separate_autograd_calls(setup, vjp):
     model, words, labels = setup
     states, losses = model(words, labels)
-    jacobian = GradientEngine("exact", vjp=vjp).task_jacobian(losses, model.context(states))
+    jacobian = build_engine("exact", vjp=vjp).task_jacobian(losses, model.context(states))
     reference = reference_gradients(model, words, labels, shared_params)
     for row, task in zip(jacobian.matrix(), jacobian.tasks):
         torch.testing.assert_close(row, reference[task], atol=1e-6, rtol=1e-5)
@@ -71,7 +110,7 @@ def test_jacobian_rows_equal_separate_autograd_calls(setup, vjp):
 
 def test_auto_strategy_probes_vmap_then_keeps_one(setup):
     model, words, labels = setup
-    engine = GradientEngine("exact")
+    engine = build_engine("exact")
     for _ in range(3):
         states, losses = model(words, labels)
         engine.task_jacobian(losses, model.context(states))
@@ -81,7 +120,7 @@ def test_auto_strategy_probes_vmap_then_keeps_one(setup):
 def test_representation_mode_differentiates_the_representation(setup):
     model, words, labels = setup
     states, losses = model(words, labels)
-    jacobian = GradientEngine("representation").task_jacobian(losses, model.context(states))
+    jacobian = build_engine("representation").task_jacobian(losses, model.context(states))
     assert jacobian.targets[0] is states
     reference = reference_gradients(model, words, labels, lambda m, s: [s])
     for row, task in zip(jacobian.matrix(), jacobian.tasks):
@@ -91,12 +130,12 @@ def test_representation_mode_differentiates_the_representation(setup):
 def test_subset_mode_picks_parameters_by_prefix(setup):
     model, words, labels = setup
     states, losses = model(words, labels)
-    jacobian = GradientEngine("subset", ["lstm.weight_hh_l1", "lstm.bias_hh_l1"]).task_jacobian(losses, model.context(states))
+    jacobian = build_engine("subset", shared_params=["lstm.weight_hh_l1", "lstm.bias_hh_l1"]).task_jacobian(losses, model.context(states))
     chosen = [model.encoder["lstm"].weight_hh_l1, model.encoder["lstm"].weight_hh_l1_reverse,
               model.encoder["lstm"].bias_hh_l1, model.encoder["lstm"].bias_hh_l1_reverse]
     assert {id(t) for t in jacobian.targets} == {id(p) for p in chosen}
     with pytest.raises(ConfigError, match="balancing.shared_params"):
-        GradientEngine("subset", ["decoder."]).task_jacobian(losses, model.context(states))
+        build_engine("subset", shared_params=["decoder."]).task_jacobian(losses, model.context(states))
 
 
 def test_heads_are_found_from_the_losses(setup):
@@ -195,7 +234,7 @@ def test_balancer_state_round_trips(setup):
 
 @pytest.mark.parametrize("t", [2, 6])
 def test_blockwise_gramian_and_combination_match_the_flat_jacobian(t):
-    from polytask.balancing.engine import TaskJacobian
+    from polytask.balancing.jacobian import TaskJacobian
 
     g = torch.Generator().manual_seed(t)
     targets = [torch.zeros(3, 4), torch.zeros(5)]

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.engine import GradientEngine
+from polytask.balancing.engine import build_engine
 from polytask.balancing.registry import build_balancer
 from polytask.balancing.row_lookups import RowLookupRecorder
 
@@ -44,13 +44,13 @@ def batch():
 def step_gradients(method, batch, *, row_lookups, tasks=tuple(TASKS), mode="exact"):
     torch.manual_seed(1)
     model = TwoTableTagger()
-    recorder = RowLookupRecorder(model.encoder)
-    losses = model(*batch, tasks)
-    context = StepContext(shared_parameters=dict(model.encoder.named_parameters()),
-                          row_lookups=recorder.take() if row_lookups else [])
     balancer = build_balancer(method, list(TASKS), mode=mode,
                               shared_params=["words", "lstm.weight_hh"] if mode == "subset" else None)
-    stats = balancer.backward(losses, context)
+    balancer.attach(model.encoder)  # the balancer owns the recorder of the shared encoder's lookups
+    balancer.row_lookups = row_lookups
+    with balancer.watch_forward():
+        losses = model(*batch, tasks)
+    stats = balancer.backward(losses, StepContext(shared_parameters=dict(model.encoder.named_parameters())))
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}, stats
 
 
@@ -80,8 +80,8 @@ def test_jacobian_holds_only_the_rows_read(batch):
     recorder = RowLookupRecorder(model.encoder)
     words, tags, labels = batch
     losses = model(words, tags, labels)
-    context = StepContext(shared_parameters=dict(model.encoder.named_parameters()), row_lookups=recorder.take())
-    jacobian = GradientEngine("exact").task_jacobian(losses, context)
+    context = StepContext(shared_parameters=dict(model.encoder.named_parameters()))
+    jacobian = build_engine("exact").task_jacobian(losses, context, row_lookups=recorder.take())
     read = sorted(set(words.flatten().tolist()) - {0})
     by_target = {id(t): k for k, t in enumerate(jacobian.targets)}
     k = by_target[id(model.encoder["words"].weight)]
@@ -141,11 +141,11 @@ def test_trainer_steps_with_row_lookups_match_dense_tables():
         data["balancing"] = {"method": "upgrad"}
         data["training"].update(max_steps=3, epochs=1)
         trainer = Trainer(build_experiment(validate_config(data)), progress=False)
-        trainer.balancer.engine.row_lookups = row_lookups
+        trainer.balancer.row_lookups = row_lookups
         seen = []
         task_jacobian = trainer.balancer.engine.task_jacobian
-        trainer.balancer.engine.task_jacobian = lambda losses, context, *reduce: (
-            seen.append(len(context.row_lookups)) or task_jacobian(losses, context, *reduce))
+        trainer.balancer.engine.task_jacobian = lambda losses, context, *reduce, row_lookups=(): (
+            seen.append(len(row_lookups)) or task_jacobian(losses, context, *reduce, row_lookups=row_lookups))
         for step in range(3):
             trainer.train_step(trainer.steps.build(step, 3))
         return dict(trainer.model.named_parameters()), seen

@@ -49,3 +49,16 @@ def test_decoders_benchmark_writes_each_decoder_per_seed(tmp_path: Path) -> None
     assert [r["decoder"] for r in records] == ["softmax", "softmax+constrained", "crf"]
     assert records[1]["ill_formed_test_sentences"] == records[2]["ill_formed_test_sentences"] == 0
     assert all(0 <= r["test_f1"] <= 100 and r["seed"] == 1 for r in records)
+
+
+def test_architectures_benchmark_writes_one_record_per_architecture(tmp_path: Path) -> None:
+    out = tmp_path / "architectures.json"
+    load("architectures").main(["--architectures", "mmoe,soft", "--steps", "1", "--rounds", "1", "--threads", "1",
+                                "--encoder", "cnn", "--out", str(out)])
+    records = {r["architecture"]: r for r in json.loads(out.read_text())}
+    assert list(records) == ["hard", "mmoe", "soft"]  # hard sharing is always measured: the reference
+    assert records["hard"]["time_ratio_to_hard"] == 1.0 and records["hard"]["parameter_ratio_to_hard"] == 1.0
+    for record in records.values():
+        assert record["median_ms"] > 0 and record["peak_mb"] > 0 and record["parameters"] > 0
+    assert records["soft"]["parameter_ratio_to_hard"] > 2.5 and records["soft"]["shared_parameters"] == 0  # 3 encoders
+    assert records["mmoe"]["parameters"] > records["hard"]["parameters"]

@@ -269,6 +269,19 @@ def test_jsonl_tokens_field(tmp_path: Path) -> None:
     assert example.text is None
 
 
+def test_jsonl_reads_a_tokens_list_without_tokens_field(tmp_path: Path) -> None:
+    """A ``tokens`` list is the input when ``tokens_field`` is not set (over ``text``, which is kept); else the text."""
+    path = _write(tmp_path, "ner.jsonl", '{"tokens": ["New", "York"], "ner": ["B-LOC", "I-LOC"]}\n'
+                                         '{"text": "New York-based", "tokens": ["New", "York-based"], "ner": ["O", "O"]}\n'
+                                         '{"text": "He left.", "ner": ["O", "O", "O"]}\n')
+    first, second, third = read_examples("jsonl", path, {"ner": "ner"})
+    assert (first.tokens, first.text, first.labels) == (["New", "York"], None, {"ner": ["B-LOC", "I-LOC"]})
+    assert (second.tokens, second.text) == (["New", "York-based"], "New York-based")
+    assert third.tokens == ["He", "left", "."]
+    message = _data_error("jsonl", _write(tmp_path, "bad.jsonl", '{"tokens": "New York", "ner": ["O"]}\n'), {"ner": "ner"})
+    assert f"{tmp_path / 'bad.jsonl'}:1" in message and "'tokens' must be a list of non-empty strings" in message
+
+
 @pytest.mark.parametrize(
     "line,options,expected",
     [
@@ -322,7 +335,7 @@ GOOD_THEN_BAD: dict[str, tuple[bytes, bytes]] = {
 def test_registry_names() -> None:
     assert set(READERS) == {"conll", "conllu", "lines", "tsv", "csv", "jsonl"}
     assert set(FIELDS) == set(READERS)
-    assert reader_options("jsonl") == ("text_field", "tokens_field", "encoding")
+    assert reader_options("jsonl") == ("text_field", "tokens_field", "text_pair_field", "tokens_pair_field", "encoding")
 
 
 @pytest.mark.parametrize("fmt", sorted(READERS))
@@ -414,3 +427,25 @@ def test_real_corpora_counts() -> None:
     )
     assert len(polarity) == 5331 + 5331
     assert polarity[0].labels == {"sentiment": "positive"} and polarity[-1].labels == {"sentiment": "negative"}
+
+
+def test_conll_comment_lines_are_skipped_only_when_asked(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c.txt", "# sent_id = 1\nThe DT B-NP\n# a note\ncat NN I-NP\n\n# # B-NP\n")
+    skipped = read_examples("conll", path, {"pos": 1}, comment="#")
+    assert [e.tokens for e in skipped] == [["The", "cat"]] and skipped[0].labels == {"pos": ["DT", "NN"]}
+    kept = read_examples("conll", path, {"pos": 1})  # the default: '#' is a token (WSJ: the pound sign)
+    assert [e.tokens for e in kept] == [["#", "The", "#", "cat"], ["#"]]
+    assert kept[0].labels["pos"] == ["sent_id", "DT", "a", "NN"] and kept[1].labels["pos"] == ["#"]
+
+
+def test_conll_comment_is_a_conll_option_in_the_config() -> None:
+    from polytask.config import validate_config
+    from polytask.errors import ConfigError
+    from tests.conftest import tiny_config_dict
+
+    data = tiny_config_dict()
+    data["tasks"]["pos"]["data"]["comment"] = "#"
+    assert validate_config(data).tasks["pos"].data.comment == "#"
+    data["tasks"]["sentiment"]["data"]["comment"] = "#"
+    with pytest.raises(ConfigError, match=r"^tasks\.sentiment\.data\.comment: applies to format 'conll' only"):
+        validate_config(data)

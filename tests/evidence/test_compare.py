@@ -223,7 +223,7 @@ def test_parallel_workers(tmp_path: Path) -> None:
     [
         (["--methods", "ew,nope"], "unknown method(s) 'nope'"),
         (["--methods", "ew", "--seeds", "0"], "--seeds must be at least 1"),
-        (["--methods", "ew", "--set", "heads.ghost.layer=1"], "heads for unknown task(s) ['ghost']"),
+        (["--methods", "ew", "--set", "heads.ghost.layer=1"], "--set heads.ghost.layer=1: heads.ghost: unknown task 'ghost'"),
         (["--methods", "cagrad", "--set", "balancing.options.bogus=1"], "method 'cagrad'"),
     ],
 )
@@ -289,3 +289,39 @@ def test_an_interrupted_run_with_a_checkpoint_continues_exactly(compared: tuple[
     original, continued = load_file(str(out / "runs/pcgrad/seed-4/model.safetensors")), load_file(str(run / "model.safetensors"))
     assert all(original[k].equal(continued[k]) for k in original)
     assert result["tasks"] == compared[1]["tasks"]
+
+
+# --------------------------------------------------------------------------------------
+# Sharing architectures as rows
+
+
+def test_architecture_configs_and_row_labels() -> None:
+    base = {"tasks": {"a": {}, "b": {}}, "sharing": {"type": "branched", "groups": [["a"], ["b"]], "shared_layers": 0}}
+    assert runs_module.architecture_config(base, "branched")["sharing"] == base["sharing"]  # the config's own, whole
+    assert runs_module.architecture_config(base, "mmoe")["sharing"] == {"type": "mmoe"}  # another: its defaults
+    assert single_task_config(base, "a")["sharing"] == {"type": "hard"}  # a single-task baseline is a plain model
+    assert runs_module.row_label("mmoe", "uw") == "mmoe-uw" and runs_module.row_label(None, "uw") == "uw"
+    assert runs_module.task_subset_config(base, ["b"])["sharing"]["groups"] == [["b"]]
+
+
+def test_compare_puts_architectures_beside_methods_with_their_cost(tmp_path: Path) -> None:
+    data = tiny_compare_config()
+    data["encoder"]["layers"] = 2
+    result = compare(validate_config(data), "ew", seeds=2, out=tmp_path / "cmp", architectures="hard,mmoe",
+                     report=False)
+    assert result["methods"] == ["hard-ew", "mmoe-ew"]
+    assert set(result["delta_m"]) == set(result["verdicts"]) == {"hard-ew", "mmoe-ew"}
+    costs = result["costs"]
+    assert costs["hard-ew"]["architecture"] == "hard" and costs["mmoe-ew"]["architecture"] == "mmoe"
+    assert costs["hard-ew"]["time_ratio_to_hard"] == 1.0 and costs["mmoe-ew"]["time_ratio_to_hard"] > 0
+    assert costs["mmoe-ew"]["parameters"] > costs["hard-ew"]["parameters"] > 0
+    stored = yaml.safe_load((tmp_path / "cmp" / "runs" / "mmoe-ew" / "seed-3" / "config.yaml").read_text())
+    assert stored["sharing"]["type"] == "mmoe"
+    markdown = (tmp_path / "cmp" / "compare.md").read_text()
+    assert "| mmoe-ew |" in markdown and "time/step ÷ hard" in markdown
+    with pytest.raises(PolytaskError, match="unknown architecture.*'moe'"):
+        compare(validate_config(data), "ew", seeds=1, out=tmp_path / "other", architectures="hard,moe")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    cli = CliRunner().invoke(app, ["compare", str(tmp_path / "c.yaml"), "--methods", "ew", "--architectures", "moe",
+                                   "--out", str(tmp_path / "x")])
+    assert cli.exit_code == 2 and "unknown architecture(s) 'moe' in --architectures" in cli.output

@@ -162,6 +162,20 @@ def test_polytask_predict_on_the_export_gives_the_torch_records_without_torch(ex
     assert set(onnx[0]["tasks"]) == {"pos", "chunk", "sentiment", "tags", "score"}
 
 
+def test_the_onnx_predictor_takes_raw_inputs_like_the_torch_one(exported) -> None:
+    from polytask.errors import DataError
+    from polytask.serving.onnx_predictor import OnnxPredictor
+
+    run, export = exported
+    onnx, reference = OnnxPredictor.from_dir(export), Predictor.from_run(run)
+    compare_records([onnx.predict(SENTENCES[0])], [reference.predict(SENTENCES[0])])  # one text: one record
+    compare_records(onnx.predict(SENTENCES), reference.predict(examples()))
+    tokens = [e.tokens for e in examples()]
+    compare_records(onnx.predict(tokens), reference.predict(tokens))
+    with pytest.raises(DataError, match="sentence pair"):
+        onnx.predict(("A premise .", "A hypothesis ."))
+
+
 def test_polytask_serve_on_the_export_answers_without_torch(exported, tmp_path: Path) -> None:
     httpx = pytest.importorskip("httpx")
     import socket

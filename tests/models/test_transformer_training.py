@@ -149,13 +149,13 @@ def test_exact_mode_row_lookups_match_dense_tables_on_a_transformer(tiny_bert) -
         torch.manual_seed(0)
         exp = experiment(tiny_bert, balancing={"method": "upgrad"})
         trainer = Trainer(exp, None, progress=False)
-        trainer.balancer.engine.row_lookups = row_lookups
+        trainer.balancer.row_lookups = row_lookups
         exp.model.eval()  # no dropout: both runs see the same forward pass
         exp.model.train = lambda mode=True, model=exp.model: model  # keep eval through train_step
         seen = []
         task_jacobian = trainer.balancer.engine.task_jacobian
-        trainer.balancer.engine.task_jacobian = lambda losses, context, *reduce, seen=seen, inner=task_jacobian: (
-            seen.append(len(context.row_lookups)) or inner(losses, context, *reduce))
+        trainer.balancer.engine.task_jacobian = lambda losses, context, *reduce, row_lookups=(), seen=seen, \
+            inner=task_jacobian: (seen.append(len(row_lookups)) or inner(losses, context, *reduce, row_lookups=row_lookups))
         before = {n: p.detach().clone() for n, p in exp.model.named_parameters()}
         trainer.optimizer.step = lambda: None  # keep the gradients of the step, not its update
         trainer.train_step(trainer.steps.build(0, trainer.total_steps))

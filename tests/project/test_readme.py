@@ -26,6 +26,8 @@ from polytask.cli import app
 from tests.conftest import FIXTURES, tiny_config_dict
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+DOCS = sorted((README.parent / "docs").glob("*.md"))
+"""The user guide's companions (measured results): their commands are checked like the README's."""
 PARSE_ONLY = {
     "serve": "blocks until stopped; tests/serving/test_http.py serves over a real socket",
     "resume": "needs an interrupted run; tests/training/test_resume.py interrupts and resumes runs",
@@ -38,7 +40,9 @@ TRAINS = {"train", "finetune", "compare", "affinity"}
 
 
 def code_blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    texts = [README.read_text(encoding="utf-8")] + ([] if language == "python" else
+                                                     [doc.read_text(encoding="utf-8") for doc in DOCS])
+    return re.findall(rf"```{language}\n(.*?)```", "\n".join(texts), re.S)
 
 
 def readme_commands() -> list[list[str]]:
@@ -94,14 +98,7 @@ def write_fixture_project(root: Path) -> None:
     (root / "sentences.txt").write_text("Prices rose sharply .\nHe left .\n")
 
 
-@pytest.fixture(autouse=True)
-def keep_torch_threads():
-    """Commands run in this process may set torch's thread count (training.threads); later tests must not inherit it."""
-    import torch
-
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("keep_torch_threads")  # training here may set torch's threads
 
 
 @pytest.fixture(scope="module")

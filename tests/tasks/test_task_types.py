@@ -197,9 +197,25 @@ def test_multilabel_parse_label() -> None:
     assert task.parse_label("sport, politics", ORIGIN) == ["politics", "sport"]
     assert task.parse_label("", ORIGIN) == [] and task.parse_label(["b", "a", "b"], ORIGIN) == ["a", "b"]
     assert MultiLabel("topics", separator="|").parse_label("a|b,c", ORIGIN) == ["a", "b,c"]
-    for raw in ("a,,b", 3, ["a", 1]):
+    assert task.parse_label(["a", 1], ORIGIN) == ["1", "a"]  # an integer class id is its digits (no label_names)
+    for raw in ("a,,b", 3, ["a", 1.5]):
         with pytest.raises(DataError, match="data/train.jsonl:17: task 'topics'"):
             task.parse_label(raw, ORIGIN)
+
+
+@pytest.mark.parametrize("raw, mark", [("a;b", "';'"), ("a|b", "'|'"), ("sport politics", "' '"), ("a\tb", "'\\t'")])
+def test_multilabel_refuses_another_separator_under_the_default(raw: str, mark: str) -> None:
+    with pytest.raises(DataError) as caught:
+        MultiLabel("topics").parse_label(raw, ORIGIN)
+    assert str(caught.value) == (f"data/train.jsonl:17: task 'topics': class {raw!r} holds {mark}, but labels are "
+                                 f"split on ','; set tasks.topics.options.separator to {mark} (or to ',' to keep "
+                                 f"{raw!r} as one class)")
+
+
+def test_multilabel_an_explicit_separator_is_taken_as_given() -> None:
+    assert MultiLabel("topics", separator=";").parse_label("a;b", ORIGIN) == ["a", "b"]
+    assert MultiLabel("topics", separator=",").parse_label("a;b, c", ORIGIN) == ["a;b", "c"]
+    assert MultiLabel("topics").parse_label(["a;b"], ORIGIN) == ["a;b"]  # a JSON list is not split or checked
 
 
 def test_multilabel_targets_loss_decoding_and_metrics() -> None:

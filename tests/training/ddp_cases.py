@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ def cases() -> list[dict[str, Any]]:
         out += [{"method": method, "mode": "exact", "sampled": True}, {"method": method, "mode": "representation", "sampled": True},
                 {"method": method, "mode": "exact", "update_every": 3, "sampled": False}]
     out += [{"method": "upgrad", "mode": "exact", "sampled": False}, {"method": "upgrad", "mode": "representation", "sampled": False},
-            {"method": "graddrop", "mode": "exact", "sampled": True}, {"method": "graddrop", "mode": "exact", "sampled": False}]
+            {"method": "upgrad", "mode": "representation", "update_every": 3, "sampled": True},
+            {"method": "graddrop", "mode": "exact", "sampled": True}, {"method": "graddrop", "mode": "exact", "sampled": False},
+            {"method": "graddrop", "mode": "representation", "sampled": True},
+            {"method": "graddrop", "mode": "representation", "sampled": False}]
     # accumulation and ranks together: 2 micro-batches on each of 2 ranks
     out += [{"method": "upgrad", "mode": "exact", "sampled": True, "accumulate": 2},
             {"method": "uw", "sampled": True, "accumulate": 2}]
@@ -128,11 +132,35 @@ def job_runs(payload: dict[str, Any]) -> dict[str, Any]:
     return {"straight": straight, "resumed": resumed}
 
 
-JOBS = {"cases": job_cases, "runs": job_runs}
+def job_logged_run(payload: dict[str, Any]) -> dict[str, Any]:
+    """A run with ``training.loggers`` on every rank (each rank would write its own event file if it logged)."""
+    from polytask.config import validate_config
+    from polytask.training.run import train_run
+
+    return {"summary": train_run(validate_config(payload["config"]), payload["out"], progress=False)}
 
 
-def spawn(job: str, payload: Any, out: Path, world: int = 2) -> list[dict[str, Any]]:
-    """Run ``job`` on ``world`` spawned gloo ranks; every rank's result."""
+JOBS = {"cases": job_cases, "runs": job_runs, "logged_run": job_logged_run}
+
+
+def torchrun(*args: str, restarts: int = 0):
+    """``torchrun --standalone --nproc_per_node 2 [--max-restarts N] ARGS``, one thread per rank."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "--max-restarts", str(restarts), *args]
+    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          timeout=300)
+
+
+def spawn(job: str, payload: Any, out: Path, world: int = 2,
+          meanwhile: Callable[[], Any] | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Run ``job`` on ``world`` spawned gloo ranks; every rank's result, and what ``meanwhile`` returned.
+
+    ``meanwhile`` runs in this process while the ranks train (the one-process references: with one
+    thread per rank, 2 ranks leave a core of 2 idle when they wait on each other).
+    """
     import socket
 
     import torch.multiprocessing as mp
@@ -141,8 +169,14 @@ def spawn(job: str, payload: Any, out: Path, world: int = 2) -> list[dict[str, A
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     out.mkdir(parents=True, exist_ok=True)
-    mp.spawn(worker, args=(world, port, str(out), job, payload), nprocs=world, join=True)
+    context = mp.start_processes(worker, args=(world, port, str(out), job, payload), nprocs=world, join=False,
+                                 start_method="spawn")
+    try:
+        extra = meanwhile() if meanwhile is not None else None
+    finally:
+        while not context.join():
+            pass
     results = [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(world)]
     for rank, result in enumerate(results):
         assert "error" not in result, f"rank {rank}:\n{result['error']}"
-    return results
+    return results, extra

@@ -119,3 +119,29 @@ def test_evaluate_and_predict_take_device(tmp_path: Path) -> None:
     assert result.returncode == 0 and '"tasks"' in result.stdout, result.stderr
     result = run_cli("predict", str(run), "--input", str(inputs), "--device", "gpu")
     assert result.returncode == 2 and "--device: unknown device 'gpu'" in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", [["compare", "CONFIG", "--methods", "ew"], ["affinity", "CONFIG"],
+                                     ["affinity", "CONFIG", "--measure", "pairs"],
+                                     ["finetune", "RUN", "--add-task", "CONFIG"]])
+def test_device_reaches_the_runs_of_compare_affinity_and_finetune(command: list[str], tiny_config: Path,
+                                                                  tmp_path: Path) -> None:
+    """--device becomes training.device of every run the command trains: one this machine lacks is one line."""
+    from typer.testing import CliRunner
+
+    from polytask.cli import app
+
+    run = tmp_path / "run"
+    if "RUN" in command:
+        data = tiny_config_dict()
+        data["training"].update(epochs=1, epoch={"steps": 1})
+        train_run(validate_config(data), run, progress=False)
+        (tmp_path / "task.yaml").write_text(yaml.safe_dump({"tasks": {"sentiment2": data["tasks"]["sentiment"]}}))
+    paths = {"CONFIG": str(tmp_path / "task.yaml") if "RUN" in command else str(tiny_config), "RUN": str(run)}
+    args = [paths.get(word, word) for word in command] + ["--out", str(tmp_path / "out"), "--device", "cuda"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "training.device: cuda requested but CUDA is not available" in lines[0], lines
+    assert not (tmp_path / "out").exists()

@@ -4,9 +4,6 @@ accumulation equals the larger batch; rank 0 alone writes; a 2-process run resum
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from safetensors.torch import load_file
 
 from polytask.config import load_config, validate_config
 from polytask.training.run import train_run
-from tests.training.ddp_cases import case_config, case_name, cases, reference_case, spawn, train_case
+from tests.training.ddp_cases import case_config, case_name, cases, reference_case, spawn, torchrun, train_case
 from tests.training.test_resume import assert_same_run, records
 
 TOLERANCE = 1e-5
@@ -28,25 +25,28 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 
 @pytest.fixture(scope="module")
-def two_processes(tmp_path_factory) -> list[dict]:
-    return spawn("cases", cases(), tmp_path_factory.mktemp("ddp"))
+def two_processes(tmp_path_factory) -> tuple[list[dict], dict]:
+    """Every case on 2 gloo ranks, and (meanwhile, in this process) on 1 process on the union batch."""
+    return spawn("cases", cases(), tmp_path_factory.mktemp("ddp"),
+                 meanwhile=lambda: {case_name(case): train_case(reference_case(case)) for case in cases()})
 
 
-def test_every_method_on_two_processes_equals_one_process_on_the_union_batch(two_processes: list[dict]) -> None:
+def test_every_method_on_two_processes_equals_one_process_on_the_union_batch(two_processes) -> None:
     """ew … graddrop in exact, representation and every-k modes; sampled task subsets, partial labels, 5/4 examples."""
-    differences = {}
-    for case in cases():
-        reference = train_case(reference_case(case))
-        differences[case_name(case)] = max(max_difference(rank[case_name(case)], reference) for rank in two_processes)
+    ranks, references = two_processes
+    differences = {name: max(max_difference(rank[name], reference) for rank in ranks)
+                   for name, reference in references.items()}
+    assert differences.keys() == {case_name(case) for case in cases()}
     assert all(d <= TOLERANCE for d in differences.values()), {k: d for k, d in differences.items() if d > TOLERANCE}
-    moved = train_case(reference_case(cases()[0]))
-    assert max_difference(moved, train_case({**cases()[0], "scale": 2})) > 1e-3  # the comparison can fail
+    first = cases()[0]  # the comparison can fail: twice the batch moves the parameters
+    assert max_difference(references[case_name(first)], train_case({**first, "scale": 2})) > 1e-3
 
 
 @pytest.mark.parametrize("case", [{"method": "ew"}, {"method": "famo", "sampled": True}, {"method": "gradnorm"},
                                   {"method": "upgrad", "mode": "representation", "sampled": True},
                                   {"method": "nash_mtl", "mode": "exact", "update_every": 3},
-                                  {"method": "graddrop", "mode": "exact"}], ids=case_name)
+                                  {"method": "graddrop", "mode": "exact"}, {"method": "graddrop", "mode": "representation"}],
+                         ids=case_name)
 def test_accumulating_two_micro_batches_equals_the_doubled_batch(case: dict) -> None:
     accumulated = train_case({**case, "accumulate": 2})
     assert max_difference(accumulated, train_case({**case, "scale": 2})) <= TOLERANCE
@@ -61,8 +61,10 @@ def run_config(**training) -> dict:
 
 @pytest.fixture(scope="module")
 def two_process_runs(tmp_path_factory) -> Path:
+    """The 2-process runs (``ddp_cases.job_runs``) and, meanwhile, ``single``: the same run in this process."""
     root = tmp_path_factory.mktemp("ddp-runs")
-    spawn("runs", {"config": run_config(), "root": str(root)}, root / "results")
+    spawn("runs", {"config": run_config(), "root": str(root)}, root / "results",
+          meanwhile=lambda: train_run(validate_config(run_config()), root / "single", progress=False))
     return root
 
 
@@ -82,25 +84,17 @@ def test_a_two_process_run_resumes_in_one_process(two_process_runs: Path) -> Non
     assert [r["step"] for r in records(run) if r["kind"] == "step"] == list(range(1, 9))
 
 
-def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_runs: Path, tmp_path: Path) -> None:
+def test_only_rank_zero_writes_and_evaluation_is_sharded_exactly(two_process_runs: Path) -> None:
     run = two_process_runs / "straight"
     steps = [r["step"] for r in records(run) if r["kind"] == "step"]
     assert steps == list(range(1, 9))  # every step logged once: one writer
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml", "labels.json", "metrics.jsonl",
                                                      "model.safetensors", "summary.json", "vocab.json"]
-    single = tmp_path / "single"
-    train_run(validate_config(run_config()), single, progress=False)
+    single = two_process_runs / "single"
     two, one = (json.loads((r / "summary.json").read_text()) for r in (run, single))
     assert two["tasks"] == one["tasks"] and two["examples_seen"] == one["examples_seen"]
     weights = [load_file(str(r / "model.safetensors")) for r in (run, single)]
     assert max_difference(*weights) <= TOLERANCE
-
-
-def torchrun(*args: str, restarts: int = 0) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "--max-restarts", str(restarts), *args]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ def trained(tmp_path_factory) -> tuple[Path, dict]:
     run = tmp_path_factory.mktemp("evaluate") / "run"
     data = tiny_config_dict()
     data["training"]["epochs"] = 1
-    summary = polytask.train(validate_config(data), str(run), progress=False)
+    summary = polytask.train(validate_config(data), str(run), progress=False).summary
     return run, summary
 
 

@@ -203,3 +203,31 @@ def test_per_task_adapters_frozen_encoder_trains_only_the_new_tasks_adapter_and_
     assert any(".lora_" in k and ".ner." in k for k in added) and any(k.startswith("heads.ner.") for k in added)
     lora_b = [k for k in added if ".lora_B." in k and ".ner." in k]
     assert lora_b and any(new[k].abs().sum() > 0 for k in lora_b)  # LoRA's B starts at zero: nonzero = trained
+
+
+def test_finetune_under_torchrun_trains_data_parallel_and_rank_zero_writes(tmp_path: Path) -> None:
+    """2 gloo ranks (dropout off, SGD) end where one process ends; the run and retention.json are written once."""
+    from tests.training.ddp_cases import torchrun
+
+    data = tiny_config_dict()
+    del data["tasks"]["sentiment"]
+    data["encoder"].update(dropout=0.0, embedding_dropout=0.0)
+    data["heads"] = {"pos": {"layer": 1, "dropout": 0.0}, "chunk": {"dropout": 0.0}}
+    data["training"].update(epochs=1, epoch={"steps": 2}, lr=0.05, optimizer="sgd", threads=1, device="cpu")
+    train_run(validate_config(data), tmp_path / "run", progress=False)
+    task_file = tmp_path / "add-ner.yaml"
+    task_file.write_text(yaml.safe_dump({"tasks": {"ner": ner_task()}, "heads": {"ner": {"layer": -1, "dropout": 0.0}}}))
+    overrides = ["training.epochs=2", "training.epoch.steps=3"]
+    one = finetune_run(tmp_path / "run", task_file, tmp_path / "one", overrides=overrides, progress=False)
+    settings = [word for text in overrides for word in ("--set", text)]
+    result = torchrun("-m", "polytask", "finetune", str(tmp_path / "run"), "--add-task", str(task_file),
+                      "--out", str(tmp_path / "two"), "--quiet", *settings)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("run saved in") == 2  # each rank finishes
+    two = json.loads((tmp_path / "two" / "retention.json").read_text())
+    assert [r["step"] for r in records(tmp_path / "two") if r["kind"] == "step"] == list(range(1, 7))  # one writer
+    weights = [load_file(str(tmp_path / name / "model.safetensors")) for name in ("one", "two")]
+    assert max(float((weights[0][k] - weights[1][k]).abs().max()) for k in weights[0]) <= 1e-5
+    for task, metrics in one["tasks"].items():
+        for metric, entry in metrics.items():
+            assert two["tasks"][task][metric]["after"] == pytest.approx(entry["after"], abs=1e-6)

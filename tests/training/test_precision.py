@@ -27,7 +27,7 @@ CHECKED = ["ew", "uw", "dwa", "famo", "gradnorm", "db_mtl", "mgda", "pcgrad", "u
 def settings() -> list[tuple[str, str]]:
     out = []
     for method in CHECKED:
-        modes = ["exact", "representation"] if METHODS[method].kind == "aggregator" else ["exact"]
+        modes = ["exact", "representation"] if METHODS[method].kind == "gradient aggregator" else ["exact"]
         out += [(method, mode) for mode in modes]
     return out
 

@@ -171,3 +171,7 @@ def test_every_method_state_round_trips_through_a_safe_checkpoint(method: str, t
     assert json.dumps(fresh.balancer.state_dict(), default=lambda t: t.tolist()) == \
         json.dumps(trainer.balancer.state_dict(), default=lambda t: t.tolist())
     assert all(torch.equal(a, b) for a, b in zip(fresh.model.state_dict().values(), trainer.model.state_dict().values()))
+    engine = getattr(trainer.balancer, "engine", None)
+    if engine is not None:  # what vjp "auto" chose is state: a resumed process does not probe (and round) anew
+        assert engine.strategy is not None and fresh.balancer.engine.strategy == engine.strategy
+

@@ -9,7 +9,8 @@ import torch
 from torch import Tensor
 
 from polytask.balancing.balancer import StepContext
-from polytask.balancing.engine import GradientEngine, TaskJacobian
+from polytask.balancing.engine import ExactMode
+from polytask.balancing.jacobian import TaskJacobian
 from polytask.balancing.loss_weighting import Combination, LossWeighting, check_option
 from polytask.balancing.methods import register_method
 
@@ -57,8 +58,8 @@ class DualBalancing(LossWeighting):
         self.beta_sigma = float(beta_sigma)
         self.buffers: dict[str, Tensor] = {}
         self.updates: dict[str, int] = {}
-        # dense tables: the moving averages need every step's gradient in the same coordinates
-        self.engine = GradientEngine("exact", row_lookups=False)
+        # no row lookups (dense tables): the moving averages need every step's gradient in the same coordinates
+        self.engine = ExactMode()
 
     def combine(self, losses: Mapping[str, Tensor], context: StepContext) -> Combination:
         raise NotImplementedError("db_mtl writes the shared update itself: call backward()")
@@ -79,7 +80,7 @@ class DualBalancing(LossWeighting):
         if not all(bool(torch.isfinite(block).all()) for row in jacobian.rows for block in row):
             # inf/NaN gradients (fp16 overflow): the averages stay as they were; NaN makes the trainer skip the step
             nan = torch.full((len(tasks),), float("nan"), dtype=values.dtype, device=values.device)
-            self.engine.apply_update(jacobian, jacobian.combine(nan), None, log_losses, context, self.reduce)
+            self.engine.apply_update(jacobian, jacobian.combine(nan), log_losses, context, self.reduce)
             return {"weights": {t: float("nan") for t in tasks}, "nonfinite": True}
         for task, row in zip(tasks, jacobian.rows):
             buffer = self.buffers.get(task)
@@ -98,7 +99,7 @@ class DualBalancing(LossWeighting):
         scales = norms.max() / (norms + _EPSILON)
         averaged = TaskJacobian(tasks, [jacobian.split(self.buffers[task]) for task in tasks], jacobian.targets)
         update = averaged.combine(scales)
-        self.engine.apply_update(jacobian, update, None, log_losses, context, self.reduce)
+        self.engine.apply_update(jacobian, update, log_losses, context, self.reduce)
         return {"weights": dict(zip(tasks, (scales / values).tolist())),
                 "grad_scales": dict(zip(tasks, scales.tolist()))}
 
@@ -106,8 +107,10 @@ class DualBalancing(LossWeighting):
         return {
             "buffers": {task: b.detach().clone() for task, b in self.buffers.items()},
             "updates": dict(self.updates),
+            "engine": self.engine.state_dict(),
         }
 
     def load_extra_state(self, state: Mapping[str, Any]) -> None:
         self.buffers = {task: torch.as_tensor(b).clone() for task, b in state["buffers"].items()}
         self.updates = dict(state["updates"])
+        self.engine.load_state_dict(state.get("engine", {}))

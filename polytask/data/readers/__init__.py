@@ -1,6 +1,7 @@
 """Readers turning corpus files into ``Example`` lists, keyed by the format names used in configs.
 
-One module per format; adding a format means adding one module and one ``READERS`` line.
+One module per format; adding a format means adding one module and one ``READERS`` line. Format ``hf``
+(``readers/hf.py``) reads a whole ``datasets`` dataset with its splits, so the corpus calls it directly.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
         raise DataError(f"unknown encoding {encoding!r} (reader option 'encoding')", file=file) from None
     if not path.exists():
         raise DataError("file not found", file=file)
+    if path.is_dir():
+        raise DataError("is a directory, not a file", file=file)
     if not path.is_file():
         raise DataError("not a regular file", file=file)
     try:

@@ -31,11 +31,14 @@ def read_conll(
     *,
     token_column: int = 0,
     encoding: str = "utf-8",
+    comment: str | None = None,
 ) -> list[Example]:
     """Read sentences of a CoNLL column file; ``fields`` maps task name to its 0-based column.
 
     Separators are tabs or runs of spaces, trailing whitespace is ignored and ``-DOCSTART-``
     lines are document markers, not sentences. Each label is the list of the column's tags.
+    ``comment`` (e.g. ``"#"``): lines starting with it are skipped. Off by default, because a
+    line starting with ``#`` is a real token in the WSJ data (``# $ ...``) and is read as one.
     """
     columns = {task: _column_index(task, value, path) for task, value in fields.items()}
     token_column = _column_index("token_column", token_column, path)
@@ -43,6 +46,8 @@ def read_conll(
 
     sentences = SentenceCollector(path, columns)
     for number, line in iter_lines(path, encoding):
+        if comment is not None and line.startswith(comment):
+            continue
         cells = line.split()
         if not cells:
             sentences.end()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -20,10 +21,15 @@ __all__ = ["Encoder", "EncoderOutput", "Featurizer"]
 
 @dataclass
 class EncoderOutput:
-    """Word-aligned states of every layer and the mask of real (non-padding) words."""
+    """Word-aligned states of every layer and the mask of real (non-padding) words.
+
+    A sentence pair's words are its first sentence's, then its second's; ``segments`` [batch, words]
+    says which (0 or 1) when the batch holds a pair, and is None otherwise.
+    """
 
     layers: list[Tensor]
     mask: Tensor
+    segments: Tensor | None = None
 
 
 class Encoder(nn.Module, ABC):
@@ -35,6 +41,11 @@ class Encoder(nn.Module, ABC):
     """
 
     featurizer: Featurizer
+    pair_encoding: Literal["joint", "separate"] | None = None
+    """How the encoder reads sentence pairs: ``joint`` encodes both sentences as one input (a
+    transformer's pair encoding, the heads pool its states), ``separate`` encodes each sentence alone
+    and pair heads combine the two pooled vectors; None: it cannot read pairs. The featurizer then
+    takes ``featurizer(sentences, pairs)`` and sets ``segments``."""
     task_conditioned: bool = False
     """True when ``forward(**inputs, task=NAME)`` encodes differently per task (per-task adapters):
     the model then encodes once per task instead of once for all."""
@@ -63,6 +74,27 @@ class Encoder(nn.Module, ABC):
 
     @abstractmethod
     def forward(self, **inputs: Tensor) -> EncoderOutput: ...
+
+    def layer_stack(self) -> list[nn.Module] | None:
+        """The modules of the input representation (index 0) and of every layer above it, or None.
+
+        Why: sharing architectures (``models/sharing``) that share the bottom layers and copy the
+        upper ones (branched, MMoE, PLE, cross-stitch) need the encoder as a stack they can run
+        layer by layer: ``run_input(stack[0], **inputs)``, then ``run_layer(i, stack[i], states,
+        mask)`` for i = 1..L, with the encoder's own module or a copy of it. An encoder that cannot
+        be split (a pretrained transformer) returns None; the architectures then add blocks on top.
+        The modules must be the encoder's own (not new containers of them) or containers whose
+        parameters are the encoder's, so that ``forward`` equals running the stack.
+        """
+        return None
+
+    def run_input(self, module: nn.Module, **inputs: Tensor) -> Tensor:
+        """Layer 0's states from the featurizer's tensors, computed by ``module`` (``layer_stack()[0]`` or a copy)."""
+        raise NotImplementedError(f"{type(self).__name__} has no layer stack")
+
+    def run_layer(self, index: int, module: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
+        """Layer ``index``'s states from the states below it, computed by ``module`` (``layer_stack()[index]`` or a copy)."""
+        raise NotImplementedError(f"{type(self).__name__} has no layer stack")
 
     def export_module(self) -> nn.Module:
         """A module computing this encoder's ``forward`` that ``torch.export`` can trace (for ONNX); default: itself."""

@@ -31,18 +31,30 @@ class BiLSTMEncoder(WordLevelEncoder):
         """Word + character input (group 0), then each BiLSTM layer."""
         return [list(self.embed.parameters())] + [list(lstm.parameters()) for lstm in self.lstms]
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                shape_ids: Tensor | None = None) -> EncoderOutput:
-        states = self.embed(word_ids, char_ids, shape_ids)
-        layers = [states]
+    def layer_stack(self) -> list[nn.Module]:
+        """The word + character input, then each BiLSTM layer."""
+        return [self.embed, *self.lstms]
+
+    def run_input(self, module: nn.Module, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                  shape_ids: Tensor | None = None) -> Tensor:
+        return module(word_ids, char_ids, shape_ids)
+
+    def run_layer(self, index: int, module: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
+        """One BiLSTM layer over the packed sentences (padding never enters a state), then dropout."""
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
-        for lstm in self.lstms:
-            packed = pack_padded_sequence(states, lengths, batch_first=True, enforce_sorted=False)
-            output, _ = lstm(packed)
-            output, _ = pad_packed_sequence(output, batch_first=True, total_length=mask.shape[1])
-            states = self.dropout(output)
+        packed = pack_padded_sequence(states, lengths, batch_first=True, enforce_sorted=False)
+        output, _ = module(packed)
+        output, _ = pad_packed_sequence(output, batch_first=True, total_length=mask.shape[1])
+        return self.dropout(output)
+
+    def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                    shape_ids: Tensor | None = None) -> list[Tensor]:
+        states = self.run_input(self.embed, word_ids, mask, char_ids, shape_ids)
+        layers = [states]
+        for index, lstm in enumerate(self.lstms, start=1):
+            states = self.run_layer(index, lstm, states, mask)
             layers.append(states)
-        return EncoderOutput(layers=layers, mask=mask)
+        return layers
 
     def export_module(self) -> nn.Module:
         """The same encoder without packed sequences (which ``torch.export`` cannot trace), in eval mode."""

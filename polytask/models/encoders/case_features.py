@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from polytask.data.word_shapes import SHAPE_IDS, SHAPES, shape_id_rows, word_shape
+from polytask.data.word_arrays import shape_id_array
+from polytask.data.word_shapes import SHAPE_IDS, SHAPES, word_shape
 
 __all__ = ["CASE_DIM", "SHAPES", "SHAPE_IDS", "CaseEmbedding", "shape_ids", "word_shape"]
 
@@ -22,11 +23,7 @@ CASE_DIM = 16
 
 def shape_ids(sentences: Sequence[Sequence[str]], width: int) -> Tensor:
     """``[batch, width]`` shape ids of the words (0 past each sentence's end)."""
-    ids = torch.zeros(len(sentences), width, dtype=torch.long)
-    for i, row in enumerate(shape_id_rows([sentence[:width] for sentence in sentences])):
-        if row:
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-    return ids
+    return torch.from_numpy(shape_id_array(sentences, width))
 
 
 class CaseEmbedding(nn.Module):

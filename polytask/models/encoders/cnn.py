@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from polytask.models.encoders.base import EncoderOutput
 from polytask.models.encoders.words import WordLevelEncoder
 
 
@@ -32,14 +31,31 @@ class CNNEncoder(WordLevelEncoder):
             list(conv.parameters()) for conv in self.convs
         ]
 
-    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                shape_ids: Tensor | None = None) -> EncoderOutput:
-        embedded = self.embed(word_ids, char_ids, shape_ids)
-        layers = [embedded]
-        keep = mask.unsqueeze(-1).to(embedded.dtype)
-        states = self.project(embedded) * keep
-        for conv in self.convs:
-            update = torch.relu(conv(states.transpose(1, 2)).transpose(1, 2))
-            states = (states + self.dropout(update)) * keep
+    def layer_stack(self) -> list[nn.Module]:
+        """The word + character input, then each convolution (the first with the projection to the channels)."""
+        return [self.embed, nn.ModuleList([self.project, self.convs[0]]), *self.convs[1:]]
+
+    def run_input(self, module: nn.Module, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                  shape_ids: Tensor | None = None) -> Tensor:
+        return module(word_ids, char_ids, shape_ids)
+
+    def run_layer(self, index: int, module: nn.Module | tuple[nn.Module, nn.Module], states: Tensor,
+                  mask: Tensor) -> Tensor:
+        """A residual convolution (layer 1's module is the projection to the channels and the convolution); padding stays 0."""
+        keep = mask.unsqueeze(-1).to(states.dtype)
+        if index == 1:
+            project, conv = module
+            states = project(states) * keep
+        else:
+            conv = module
+        update = torch.relu(conv(states.transpose(1, 2)).transpose(1, 2))
+        return (states + self.dropout(update)) * keep
+
+    def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                    shape_ids: Tensor | None = None) -> list[Tensor]:
+        states = self.run_input(self.embed, word_ids, mask, char_ids, shape_ids)
+        layers = [states]
+        for index, conv in enumerate(self.convs, start=1):
+            states = self.run_layer(index, (self.project, conv) if index == 1 else conv, states, mask)
             layers.append(states)
-        return EncoderOutput(layers=layers, mask=mask)
+        return layers

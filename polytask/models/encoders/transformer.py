@@ -10,6 +10,7 @@ central window and pools each word's pieces. ``layers[0]`` is the embedding outp
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
-from polytask.data.pieces import window_arrays
+from polytask.data.pieces import PairTemplate, window_arrays
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
@@ -42,6 +43,20 @@ DEFAULT_CHUNK_ROWS = 16
 """Windows per transformer call when ``encoder.chunk_rows`` is not set."""
 _LAYER_INDEX = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
 _UNUSED = re.compile(r"(?:^|\.)pooler\.")  # word states come from hidden states; the pooler never runs into a loss
+
+
+def pair_template(tokenizer: Any) -> PairTemplate:
+    """How ``tokenizer`` frames a sentence pair (its special tokens and token types), read off a pair it encodes."""
+    template = tokenizer([["x"]], [["y"]], is_split_into_words=True)
+    ids, sides = template["input_ids"][0], template.sequence_ids(0)
+    first = [k for k, side in enumerate(sides) if side == 0]
+    second = [k for k, side in enumerate(sides) if side == 1]
+    a, b = (first[0], first[-1] + 1), (second[0], second[-1] + 1)
+    types = None
+    if "token_type_ids" in getattr(tokenizer, "model_input_names", ()) and "token_type_ids" in template:
+        t = list(template["token_type_ids"][0])
+        types = (t[: a[0]], t[a[0]], t[a[1] : b[0]], t[b[0]], t[b[1] :])
+    return PairTemplate(list(ids[: a[0]]), list(ids[a[1] : b[0]]), list(ids[b[1] :]), types, capacity=0)
 
 
 def position_limit(tokenizer: Any, model_config: Any) -> int | None:
@@ -77,6 +92,13 @@ class TransformerFeaturizer(Featurizer):
         self.prefix, self.suffix = list(ids[:first]), list(ids[last + 1 :])
         self.pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.limit = position_limit(self.tokenizer, load_model_config(model))
+        self.pair_template = pair_template(self.tokenizer)
+
+    @property
+    def pair_capacity(self) -> int:
+        """Pieces of both sentences of a pair that fit in ``max_length`` besides the pair's special tokens."""
+        template = self.pair_template
+        return self.max_length - len(template.prefix) - len(template.middle) - len(template.suffix)
 
     def configure(self, max_length: int | None, window_stride: int | None) -> None:
         """Resolve the window length (default: the model's limit) and stride (default: half a window)."""
@@ -97,14 +119,33 @@ class TransformerFeaturizer(Featurizer):
     def fit(self, examples: Sequence[Example]) -> None:
         """Nothing to fit: the vocabulary is the pretrained tokenizer's."""
 
-    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+    def __call__(self, sentences: Sequence[Sequence[str]],
+                 pairs: Sequence[Sequence[str] | None] | None = None) -> dict[str, Tensor]:
+        """Windows of the sentences; a sentence pair is one input in the tokenizer's pair template (its
+        ``token_type_ids`` where the model has them), truncated longest-first to ``max_length``."""
         sentences = [list(s) for s in sentences]
         pieces = split_into_pieces(self.tokenizer, sentences, self.placeholder)
-        arrays = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride)
+        second: list[Any] | None = None
+        template = None
+        if pairs is not None and any(pair is not None for pair in pairs):
+            if self.pair_capacity < 2:
+                raise ConfigError(f"{self.max_length} positions leave no room for a sentence pair besides the "
+                                  f"model's {self.max_length - self.pair_capacity} special tokens",
+                                  field="encoder.max_length")
+            template = dataclasses.replace(self.pair_template, capacity=self.pair_capacity)
+            present = [i for i, pair in enumerate(pairs) if pair is not None]
+            split = split_into_pieces(self.tokenizer, [list(pairs[i]) for i in present], self.placeholder)
+            second = [None] * len(sentences)
+            for i, word_pieces in zip(present, split):
+                second[i] = word_pieces
+        arrays = window_arrays(pieces, self.prefix, self.suffix, self.pad, self.capacity, self.stride, second,
+                               template)
         inputs = {name: torch.from_numpy(array) for name, array in arrays.items()}
         mask = inputs["mask"]
         if self.case_features:
-            inputs["shape_ids"] = shape_ids(sentences, mask.shape[1])
+            words = [s + list(pairs[i]) if second is not None and second[i] is not None else s
+                     for i, s in enumerate(sentences)]
+            inputs["shape_ids"] = shape_ids(words, mask.shape[1])
         return inputs
 
     def export_spec(self, directory: Any) -> dict[str, Any]:
@@ -143,8 +184,11 @@ class TransformerEncoder(Encoder):
     """A pretrained transformer (any ``AutoModel`` with hidden states), fine-tuned or adapted with LoRA.
 
     With ``adapters.per_task`` the encoder is task-conditioned: each task has its own LoRA adapter
-    and ``forward(..., task=NAME)`` encodes with it, so the model encodes once per task.
+    and ``forward(..., task=NAME)`` encodes with it, so the model encodes once per task. A sentence
+    pair is encoded jointly, as the model was pretrained to read pairs (``pair_encoding = "joint"``).
     """
+
+    pair_encoding = "joint"
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -235,7 +279,8 @@ class TransformerEncoder(Encoder):
             raise PolytaskError("ONNX export of an encoder with LoRA adapters is not supported yet")
         return TransformerExport(self).eval()
 
-    def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor) -> tuple[Tensor, Tensor]:
+    def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor,
+                        token_type_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Every layer's states of the windows' positions, [layers, rows, length, dim], and ``piece_index`` into them.
 
         With packing, short windows share rows first (``packing.pack_windows``); then the rows run
@@ -244,15 +289,12 @@ class TransformerEncoder(Encoder):
         Position ids and the attention mask make the states of real pieces the same either way.
         """
         if self.packing and input_ids.shape[0] > 1:
-            packed = pack_windows(input_ids, attention_mask, piece_index, self.featurizer.pad)
+            packed = pack_windows(input_ids, attention_mask, piece_index, self.featurizer.pad, token_type_ids,
+                                  self.model.dtype)
             if packed.input_ids.shape[0] < input_ids.shape[0]:
-                return self._encode_rows(packed.lengths, packed.input_ids.shape[1], packed.piece_index,
-                                         lambda rows, used: {"input_ids": packed.input_ids[rows, :used],
-                                                             "position_ids": packed.position_ids[rows, :used],
-                                                             "attention_mask": packed.attention_mask(rows, used)})
+                return self._encode_rows(packed.lengths, packed.input_ids.shape[1], packed.piece_index, packed.inputs)
         return self._encode_rows(attention_mask.sum(1), input_ids.shape[1], piece_index,
-                                 lambda rows, used: {"input_ids": input_ids[rows, :used],
-                                                     "attention_mask": attention_mask[rows, :used]})
+                                 _padded_inputs(input_ids, attention_mask, token_type_ids))
 
     def _encode_rows(self, lengths: Tensor, width: int, piece_index: Tensor,
                      inputs: Callable[[Tensor | slice, int], dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
@@ -276,48 +318,62 @@ class TransformerEncoder(Encoder):
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
 
     def packs_exactly(self) -> bool:
-        """Whether the model gives two windows packed in one row the states it gives them apart (checked in eval mode).
+        """Whether the model gives windows packed in one row the states it gives them apart (eval mode, a few pieces).
 
-        Packing passes position ids counted from 0 in each window and a 4-D attention mask; a model
-        that numbers positions otherwise (RoBERTa starts after its padding id) or takes no position
-        ids fails the check.
+        Packing passes position ids counted from 0 in each window and a 4-D additive attention mask
+        (and packed token types where the model has several); a model that numbers positions
+        otherwise (RoBERTa starts after its padding id), takes no position ids or 4-D masks, or
+        whose attention implementation reads masks otherwise fails the check. The probe is one
+        window as long as the featurizer allows (at most 16 pieces) and two that share a row.
         """
-        inputs = self.featurizer([["a", "packing", "probe", "of", "nine", "words", "or", "so", "."], ["a"], ["short", "one"]])
+        length = min(self.featurizer.max_length, 16)
+        if length < 2:
+            return False
+        words = ["a", "packing", "probe", "of", "a", "few", "words", ",", "cut", "to", "one", "window", "."] * 2
+        ids = self.featurizer([words])["input_ids"][0, :length]
+        half = length // 2
+        input_ids = torch.full((3, length), self.featurizer.pad, dtype=ids.dtype)
+        attention_mask = torch.zeros((3, length), dtype=torch.long)
+        for row, piece_ids in enumerate((ids, ids[:half], ids[half:].flip(0))):
+            input_ids[row, : len(piece_ids)] = piece_ids
+            attention_mask[row, : len(piece_ids)] = 1
+        types = None
+        if getattr(self.model.config, "type_vocab_size", 1) > 1:
+            types = (torch.arange(3 * length).view(3, length) % 2) * attention_mask
+        piece_index = torch.arange(3 * length).view(3, length)[attention_mask.bool()].unsqueeze(0)
+        packed = pack_windows(input_ids, attention_mask, piece_index, self.featurizer.pad, types, self.model.dtype)
+        if packed.input_ids.shape[0] >= input_ids.shape[0]:
+            return False  # nothing shared a row: the probe would prove nothing
         training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                apart, index = self._encode_rows(inputs["attention_mask"].sum(1), inputs["input_ids"].shape[1],
-                                                 inputs["piece_index"],
-                                                 lambda rows, used: {"input_ids": inputs["input_ids"][rows, :used],
-                                                                     "attention_mask": inputs["attention_mask"][rows, :used]})
-                packed = pack_windows(inputs["input_ids"], inputs["attention_mask"], inputs["piece_index"],
-                                      self.featurizer.pad)
-                together = self.model(input_ids=packed.input_ids, position_ids=packed.position_ids,
-                                      attention_mask=packed.attention_mask(slice(None), packed.input_ids.shape[1]),
-                                      output_hidden_states=True)
-                together = torch.stack(together.hidden_states)
+                apart = self.model(**_padded_inputs(input_ids, attention_mask, types)(slice(None), length),
+                                   output_hidden_states=True).hidden_states
+                together = self.model(**packed.inputs(slice(None), length), output_hidden_states=True).hidden_states
         except (TypeError, ValueError, RuntimeError, IndexError):  # the model's forward takes no packed inputs
             return False
         finally:
             self.model.train(training)
-        a = apart.flatten(1, 2)[:, index]
-        b = together.flatten(1, 2)[:, packed.piece_index]
+        a = torch.stack(apart).flatten(1, 2)[:, piece_index]
+        b = torch.stack(together).flatten(1, 2)[:, packed.piece_index]
         return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-3))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
-                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None) -> EncoderOutput:
+                word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None,
+                token_type_ids: Tensor | None = None, segments: Tensor | None = None) -> EncoderOutput:
         if self.task_conditioned:
             from polytask.models.encoders.adapters import activate
 
             if task is None:
                 raise ValueError("an encoder with per-task adapters needs forward(..., task=NAME)")
             activate(self.model, task)
-        hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index)
-        return self.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
+        hidden, piece_index = self._encode_windows(input_ids, attention_mask, piece_index, token_type_ids)
+        return self.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids, segments)
 
     def words_from_windows(self, hidden: Tensor, piece_index: Tensor, word_start: Tensor, word_end: Tensor,
-                           mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
+                           mask: Tensor, shape_ids: Tensor | None = None,
+                           segments: Tensor | None = None) -> EncoderOutput:
         """Word states of every layer from the windows' states ``[layers, windows, length, dim]``."""
         flat = hidden.flatten(1, 2)
         if self.pool is first_piece:  # each word's first piece straight from its window: no [layers, batch, pieces] copy
@@ -331,7 +387,7 @@ class TransformerEncoder(Encoder):
                 raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
             case = self.case(shape_ids).to(words.dtype) * mask.unsqueeze(-1).to(words.dtype)
             layers = [torch.cat([layer, case], dim=-1) for layer in layers]
-        return EncoderOutput(layers=layers, mask=mask)
+        return EncoderOutput(layers=layers, mask=mask, segments=segments)
 
 
 class TransformerExport(nn.Module):
@@ -347,6 +403,17 @@ class TransformerExport(nn.Module):
         hidden = torch.stack(self.encoder.model(input_ids=input_ids, attention_mask=attention_mask,
                                                 output_hidden_states=True).hidden_states)
         return self.encoder.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
+
+
+def _padded_inputs(input_ids: Tensor, attention_mask: Tensor,
+                   token_type_ids: Tensor | None) -> Callable[[Tensor | slice, int], dict[str, Tensor]]:
+    """``inputs(rows, used)``: the model's keyword inputs for padded windows ``rows``, cut to ``used`` positions."""
+
+    def inputs(rows: Tensor | slice, used: int) -> dict[str, Tensor]:
+        types = {"token_type_ids": token_type_ids[rows, :used]} if token_type_ids is not None else {}
+        return {"input_ids": input_ids[rows, :used], "attention_mask": attention_mask[rows, :used], **types}
+
+    return inputs
 
 
 def _pad_length(hidden: Tensor, width: int) -> Tensor:

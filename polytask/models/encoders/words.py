@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -12,8 +13,10 @@ from torch import Tensor, nn
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
 from polytask.data.vocab import Vocabulary, normalise_word
-from polytask.models.encoders.base import Encoder, Featurizer
-from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
+from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
+from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
+from polytask.models.encoders.case_features import CaseEmbedding
+from polytask.models.encoders.pairs import fold_rows, fold_tensors, pair_rows
 
 MAX_WORD_CHARS = 30
 
@@ -31,30 +34,33 @@ class WordFeaturizer(Featurizer):
         words: Counter[str] = Counter()
         chars: Counter[str] = Counter()
         for example in examples:
-            for token in example.tokens:
+            for token in [*example.tokens, *(example.tokens_pair or ())]:
                 words[normalise_word(token, self.lowercase)] += 1
                 chars.update(token)
         self.words = Vocabulary.from_counts(words, self.min_count)
         self.chars = Vocabulary.from_counts(chars, 1)
 
-    def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
-        batch, length = len(sentences), max((len(s) for s in sentences), default=0)
-        word_ids = torch.zeros(batch, max(length, 1), dtype=torch.long)
-        mask = torch.zeros(batch, max(length, 1), dtype=torch.bool)
-        for i, sentence in enumerate(sentences):
-            word_ids[i, : len(sentence)] = torch.tensor([self.words[normalise_word(w, self.lowercase)] for w in sentence])
-            mask[i, : len(sentence)] = True
-        inputs = {"word_ids": word_ids, "mask": mask}
+    def __call__(self, sentences: Sequence[Sequence[str]],
+                 pairs: Sequence[Sequence[str] | None] | None = None) -> dict[str, Tensor]:
+        """Row tensors of the sentences; with pairs, of every sentence of both sides (``pairs.pair_rows``), the
+        row mask as ``row_mask`` and the example-level ``mask``, ``segments`` and ``fold_index``."""
+        if pairs is None or all(pair is None for pair in pairs):
+            return self.rows(sentences)
+        rows, second = pair_rows(sentences, pairs)
+        inputs = self.rows(rows)
+        inputs["row_mask"] = inputs.pop("mask")
+        inputs.update(fold_tensors(sentences, pairs, second, inputs["row_mask"].shape[1]))
+        return inputs
+
+    def rows(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
+        """``word_ids``, ``mask`` [rows, words] and, if used, ``char_ids`` and ``shape_ids``: one row per sentence."""
+        mask = padding_mask(sentences)
+        inputs = {"word_ids": torch.from_numpy(word_id_array(sentences, self.words.stoi, self.lowercase, mask)),
+                  "mask": torch.from_numpy(mask)}
         if self.case_features:
-            inputs["shape_ids"] = shape_ids(sentences, word_ids.shape[1])
+            inputs["shape_ids"] = torch.from_numpy(shape_id_array(sentences, mask.shape[1]))
         if self.use_chars:
-            width = max((min(len(w), MAX_WORD_CHARS) for s in sentences for w in s), default=1)
-            char_ids = torch.zeros(batch, max(length, 1), max(width, 1), dtype=torch.long)
-            for i, sentence in enumerate(sentences):
-                for j, word in enumerate(sentence):
-                    ids = [self.chars[c] for c in word[:MAX_WORD_CHARS]]
-                    char_ids[i, j, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            inputs["char_ids"] = char_ids
+            inputs["char_ids"] = torch.from_numpy(char_id_array(sentences, self.chars.stoi, MAX_WORD_CHARS, mask))
         return inputs
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +118,13 @@ class WordRepresentation(nn.Module):
 
 
 class WordLevelEncoder(Encoder):
-    """Base of encoders trained from scratch: a word featurizer and word + character input vectors."""
+    """Base of encoders trained from scratch: a word featurizer and word + character input vectors.
+
+    Subclasses implement ``encode_rows``; ``forward`` folds the rows of a batch with sentence pairs
+    back into one row per example (each sentence encoded alone: ``pair_encoding = "separate"``).
+    """
+
+    pair_encoding = "separate"
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -137,3 +149,17 @@ class WordLevelEncoder(Encoder):
         read = read_word_vectors(vectors.path, vectors.format, self.featurizer.words.itos, table.shape[1])
         with torch.no_grad():
             table[read.found] = read.vectors[read.found].to(table.dtype)
+
+    @abstractmethod
+    def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                    shape_ids: Tensor | None = None) -> list[Tensor]:
+        """Every layer's states ``[rows, words, dim]``, one row per sentence."""
+
+    def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None, shape_ids: Tensor | None = None,
+                row_mask: Tensor | None = None, fold_index: Tensor | None = None,
+                segments: Tensor | None = None) -> EncoderOutput:
+        if fold_index is None:
+            return EncoderOutput(layers=self.encode_rows(word_ids, mask, char_ids, shape_ids), mask=mask)
+        layers = self.encode_rows(word_ids, row_mask, char_ids, shape_ids)
+        return EncoderOutput(layers=[fold_rows(layer, fold_index, mask) for layer in layers], mask=mask,
+                             segments=segments)

@@ -39,5 +39,5 @@ class MixedLayersHead(nn.Module):
         self.head = head
         self.level = getattr(head, "level", None)
 
-    def forward(self, layers: Sequence[Tensor], mask: Tensor) -> Tensor:
-        return self.head(self.mix(layers), mask)
+    def forward(self, layers: Sequence[Tensor], mask: Tensor, segments: Tensor | None = None) -> Tensor:
+        return self.head(self.mix(layers), mask, segments)

@@ -16,5 +16,5 @@ class TokenHead(nn.Module):
         super().__init__()
         self.net = output_network(input_dim, hidden, outputs, dropout)
 
-    def forward(self, states: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, states: Tensor, mask: Tensor, segments: Tensor | None = None) -> Tensor:
         return self.net(states)

@@ -69,12 +69,19 @@ def _chunk_starts(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
     return tag != "O" and prev_type != type_
 
 
+_SPLITS: dict[str, dict[str, tuple[str, str]]] = {}
+
+
 def extract_spans(tags: Sequence[str], scheme: str) -> list[Span]:
     """The chunks of one tag sequence as ``(type, start, end)``, end exclusive, conlleval's way."""
     spans: list[Span] = []
     prev_tag, prev_type, start = "O", "", 0
+    splits = _SPLITS.setdefault(scheme, {})  # a label space has few tags: split each once
     for i, tag in enumerate([*tags, "O"]):  # the trailing O closes a final chunk, like a sentence boundary
-        prefix, type_ = split_tag(tag, scheme)
+        parts = splits.get(tag)
+        if parts is None:
+            parts = splits[tag] = split_tag(tag, scheme)
+        prefix, type_ = parts
         if _chunk_ends(prev_tag, prefix, prev_type, type_):
             spans.append((prev_type, start, i))
         if _chunk_starts(prev_tag, prefix, prev_type, type_):
