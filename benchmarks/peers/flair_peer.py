@@ -11,7 +11,8 @@ same word embeddings (``DocumentPoolEmbeddings``), wrapped in ``MultitaskModel``
 ``ModelTrainer.fine_tune``: AdamW, summed losses, gradient norm clipped at 5, linear warm-up over the
 first 10% and linear decay, here over the wall-clock budget instead of epochs; batches of the
 shuffled union of the three training sets (``MultitaskModel`` routes each sentence to its task);
-the embeddings at ``--lr``, the task heads at ``--decoder-lr``. Dev scores every ``--eval-minutes``;
+the embeddings at ``--lr``, the task heads at ``--decoder-lr``. Dev scores every ``--eval-minutes``
+(default a fifth of the budget: one full dev scoring takes ~90 s on one thread);
 the best dev state (mean of the primary metrics, as polytask selects) is scored on test. Nothing is
 downloaded: the script sets ``HF_HUB_OFFLINE``/``TRANSFORMERS_OFFLINE`` before importing Flair.
 
@@ -150,9 +151,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="sentences per update, all tasks mixed")
     parser.add_argument("--lr", type=float, default=5e-5, help="the transformer (ModelTrainer.fine_tune's default)")
     parser.add_argument("--decoder-lr", type=float, default=1e-3, help="the task heads and the CRF")
-    parser.add_argument("--eval-minutes", type=float, default=5.0, help="minutes between dev scorings")
+    parser.add_argument("--eval-minutes", type=float, default=None,
+                        help="minutes between dev scorings (default: a fifth of the budget, so 5 scorings)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    args.eval_minutes = args.eval_minutes or args.minutes / 5
     sys.path.insert(0, str(ROOT))  # polytask.tasks.metrics is torch-free: the same metric code as polytask
     os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"  # the local folder only, never the hub
     os.environ["OMP_NUM_THREADS"] = str(args.threads)

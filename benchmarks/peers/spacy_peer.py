@@ -13,9 +13,9 @@ compounding 100 -> 1000 words over the run); each batch holds one task's sentenc
 POS and polarity label different sentences, and spaCy's exclusive textcat has no missing values),
 batches of all tasks shuffled together, every component without labels in the batch excluded from
 the update (the tagger, whose missing tags cost nothing, always runs: it is the tok2vec's last
-listener, the one that calls its backward pass). Dev scores every ``--eval-minutes`` of the budget
-(time, not updates: spaCy's batches grow from 100 to 1000 words, so a fixed number of updates would
-spend most of a short budget scoring); the best dev state (mean of the primary metrics, as polytask
+listener, the one that calls its backward pass). Dev scores every ``--eval-minutes`` (default a
+fifth of the budget: time, not updates, since spaCy's batches grow from 100 to 1000 words and a fixed
+number of updates would spend most of a short budget scoring); the best dev state (mean of the primary metrics, as polytask
 selects) is scored on test.
 
 Data: ``export_splits.py`` (polytask's own splits), converted here to DocBin files. Metrics:
@@ -180,9 +180,11 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/peers/work/spacy", help="DocBin files and the best model")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/peers/spacy.json")
     parser.add_argument("--textcat", choices=sorted(TEXTCAT_MODELS), default="ensemble")
-    parser.add_argument("--eval-minutes", type=float, default=2.0, help="minutes of the budget between dev scorings")
+    parser.add_argument("--eval-minutes", type=float, default=None,
+                        help="minutes between dev scorings (default: a fifth of the budget, so 5 scorings)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    args.eval_minutes = args.eval_minutes or args.minutes / 5
     set_threads(args.threads)
     sys.path.insert(0, str(ROOT))  # polytask.tasks.metrics is torch-free: the same metric code as polytask
 
