@@ -374,7 +374,7 @@ class TransformerEncoder(Encoder):
     def words_from_windows(self, hidden: Tensor, piece_index: Tensor, word_start: Tensor, word_end: Tensor,
                            mask: Tensor, shape_ids: Tensor | None = None,
                            segments: Tensor | None = None) -> EncoderOutput:
-        """Word states of every layer from the windows' states ``[layers, windows, length, dim]``."""
+        """Word states of every layer from the windows' (or packed rows') states ``[layers, rows, length, dim]``."""
         flat = hidden.flatten(1, 2)
         if self.pool is first_piece:  # each word's first piece straight from its window: no [layers, batch, pieces] copy
             words = flat[:, piece_index.gather(1, word_start)]
