@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Every pip call is constrained to the local CPU torch 2.13.0 so no CUDA build is ever resolved.
 PIP_INSTALL := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(PIP) install -c constraints.txt
 
-.PHONY: venv demo lint test test-fast bench clean
+.PHONY: venv demo lint test test-fast bench peers clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: venv
 	$(PY) benchmarks/lstm_batched_backward.py --out benchmarks/results/lstm_batched_backward.json
 	$(PY) benchmarks/serving.py --requests 10000 --rounds 2 --out benchmarks/results/serving.json
 	POLYTASK_DATA=$${POLYTASK_DATA:-../shared/data} $(PY) benchmarks/step_throughput.py --out benchmarks/results/step_throughput.json
+
+# Peer tools side by side (benchmarks/peers/README.md): spaCy and Flair, each in its own environment.
+peers:
+	PYTHON=$(PYTHON) bash benchmarks/peers/setup.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -233,7 +233,7 @@ ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
     "bilstm": (*_WORD_FIELDS, "hidden", "layers", "dropout"),
     "cnn": (*_WORD_FIELDS, "hidden", "layers", "kernel_size", "dropout"),
     "transformer": ("model", "subword_pooling", "max_length", "window_stride", "adapters", "chunk_rows",
-                    "case_features"),
+                    "packing", "case_features"),
 }
 """The ``encoder`` fields each encoder type reads; setting another is an error naming the field and the type.
 ``models.encoders.register_encoder`` adds a new type's fields (and its ``options`` model)."""
@@ -266,6 +266,10 @@ class EncoderConfig(StrictModel):
     chunk_rows: int | None = Field(None, gt=0, description="transformer: run the batch's windows sorted by length in "
                                                            "chunks of this many, each padded only to its own longest "
                                                            "(null: 16)")
+    packing: bool | None = Field(None, description="transformer: pack short windows together into rows (each with "
+                                                   "its own positions, attending only to itself) before chunking, so "
+                                                   "short sentences are not padded to long ones (null: when the model "
+                                                   "gives packed windows the same states, checked when it is built)")
     word_dim: int = Field(100, gt=0)
     min_word_count: int = Field(1, ge=1)
     lowercase: bool = False

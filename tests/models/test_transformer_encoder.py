@@ -15,10 +15,11 @@ from polytask.config import EncoderConfig, validate_config
 from polytask.data.windows import plan_windows
 from polytask.errors import ConfigError, MissingDependencyError
 from polytask.models.encoders import build_encoder
+from polytask.models.encoders.packing import pack_windows
 from polytask.models.encoders.pretrained import resolve_model
 from polytask.models.encoders.transformer import TransformerEncoder
 from tests.conftest import tiny_config_dict
-from tests.models.tiny_transformer import make_tiny_bert, minilm
+from tests.models.tiny_transformer import make_tiny_bert, make_tiny_roberta, minilm
 
 CRAFTED = ["Hello", ",", "unaffordableness", "", "world", "!!", "\u200b", "."]
 
@@ -157,8 +158,8 @@ def test_length_sorted_chunks_give_the_states_of_one_padded_call(tiny_bert, chun
     by length in chunks cut to their own longest: every word state and its gradient are those of
     one call over the whole padded batch."""
     sentences = [LONG, ["a"], CRAFTED, LONG[5:25], ["b", "c"]]
-    whole = built(tiny_bert, max_length=10, chunk_rows=1000)
-    chunked = built(tiny_bert, max_length=10, chunk_rows=chunk_rows)
+    whole = built(tiny_bert, max_length=10, chunk_rows=1000, packing=False)
+    chunked = built(tiny_bert, max_length=10, chunk_rows=chunk_rows, packing=False)
     chunked.load_state_dict(whole.state_dict())
     inputs = whole.featurizer(sentences)
     assert inputs["input_ids"].shape[0] > chunk_rows  # several chunks
@@ -172,6 +173,103 @@ def test_length_sorted_chunks_give_the_states_of_one_padded_call(tiny_bert, chun
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
     for a, b in zip(outputs[0][1], outputs[1][1]):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def states_and_gradients(encoder: TransformerEncoder, inputs: dict) -> tuple[list, dict]:
+    encoder.zero_grad()
+    layers = encoder(**inputs).layers
+    (layers[-1] * torch.linspace(-1, 1, layers[-1].shape[-1])).sum().backward()
+    return layers, {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
+
+
+def with_attention(encoder: TransformerEncoder, implementation: str) -> TransformerEncoder:
+    """``encoder`` running ``implementation`` (eager or sdpa), its packing decided again by the build-time check."""
+    encoder.model.set_attn_implementation(implementation)
+    assert encoder.model.config._attn_implementation == implementation
+    encoder.packing = encoder.config.packing is not False and encoder.packs_exactly()
+    return encoder
+
+
+@pytest.mark.parametrize("model,chunk_rows,attention", [("tiny", 1, "sdpa"), ("tiny", 2, "eager"), ("tiny", 1000, "sdpa"),
+                                                        ("tiny", 1000, "eager"), ("minilm", 2, "sdpa"),
+                                                        ("minilm", 1000, "eager")])
+def test_packed_windows_give_the_states_and_gradients_of_one_padded_call(tiny_bert, model, chunk_rows, attention) -> None:
+    """A mixed multi-task step's short and long sentences (one split into windows), packed into shared rows:
+    every word state is that of one call over the whole padded batch within 1e-5, and so is every gradient
+    (within 1e-5 of the parameter's largest; attention key biases have mathematically zero gradients, which
+    only rounding makes non-zero), under both attention implementations transformers runs on CPU."""
+    name = tiny_bert if model == "tiny" else "minilm"
+    length = {"max_length": 10} if model == "tiny" else {}
+    sentences = [LONG, ["a"], CRAFTED, LONG[5:25], ["b", "c"], ["Paris", "."], ["x"] * 3]
+    padded = with_attention(built(name, chunk_rows=1000, packing=False, **length), attention)
+    packed = with_attention(built(name, chunk_rows=chunk_rows, **length), attention)
+    packed.load_state_dict(padded.state_dict())
+    assert packed.packing and not padded.packing  # BERT numbers positions from 0 in each window: the check passes
+    inputs = padded.featurizer(sentences)
+    rows = pack_windows(inputs["input_ids"], inputs["attention_mask"], inputs["piece_index"], padded.featurizer.pad)
+    assert rows.input_ids.shape[0] < inputs["input_ids"].shape[0]  # windows do share rows
+    (states, gradients), (packed_states, packed_gradients) = (states_and_gradients(e, inputs) for e in (padded, packed))
+    for a, b in zip(states, packed_states):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+    assert gradients.keys() == packed_gradients.keys()
+    for key, a in gradients.items():
+        torch.testing.assert_close(packed_gradients[key], a, rtol=1e-5, atol=1e-6 + 1e-5 * float(a.abs().max()))
+
+
+def test_packed_sentence_pairs_keep_their_token_types(tiny_bert) -> None:
+    """Pairs carry token types (segment A, segment B); packed, each window keeps its own: the states are unchanged."""
+    padded = built(tiny_bert, chunk_rows=1000, packing=False)
+    packed = built(tiny_bert, chunk_rows=1000)
+    packed.load_state_dict(padded.state_dict())
+    inputs = padded.featurizer([LONG[:20], ["a"], ["b", "c"], LONG[:3]], [LONG[20:30], ["d"], None, ["e", "f"]])
+    assert inputs["token_type_ids"].any()  # the second sentences are segment B
+    with torch.no_grad():
+        for a, b in zip(padded(**inputs).layers, packed(**inputs).layers):
+            torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+        untyped = {k: v for k, v in inputs.items() if k != "token_type_ids"}
+        assert not torch.allclose(packed(**untyped).layers[-1], padded(**inputs).layers[-1], atol=1e-3)  # types matter
+
+
+def test_the_packing_check_fails_a_mask_the_attention_reads_otherwise(tiny_bert, monkeypatch) -> None:
+    """The build-time check compares real states: a boolean 4-D mask, which eager attention adds to its scores as
+    0/1, makes it fail under eager (and pass under sdpa, which reads booleans); a short max_length still probes."""
+    from polytask.models.encoders import packing
+
+    encoder = built(tiny_bert, max_length=4)
+    assert encoder.packs_exactly()  # windows of 4 positions: the probe still packs two windows into one row
+    boolean = packing.PackedWindows.attention_mask
+    monkeypatch.setattr(packing.PackedWindows, "attention_mask", lambda self, rows, used: boolean(self, rows, used) == 0)
+    assert with_attention(built(tiny_bert), "sdpa").packing
+    assert not with_attention(built(tiny_bert), "eager").packing
+
+
+def test_pack_windows_puts_every_window_once_in_a_row_with_its_own_positions(tiny_bert) -> None:
+    encoder = built(tiny_bert, max_length=10)
+    inputs = encoder.featurizer([LONG, ["a"], ["b", "c"], ["d"], LONG[:6]])
+    lengths = inputs["attention_mask"].sum(1)
+    rows = pack_windows(inputs["input_ids"], inputs["attention_mask"], inputs["piece_index"], encoder.featurizer.pad)
+    assert rows.input_ids.shape[1] == int(lengths.max()) and int(rows.lengths.max()) <= rows.input_ids.shape[1]
+    for window, length in enumerate(lengths.tolist()):
+        where = rows.segments == window
+        assert int(where.sum()) == length  # every real position of the window, once
+        assert rows.input_ids[where].tolist() == inputs["input_ids"][window, :length].tolist()
+        assert rows.position_ids[where].tolist() == list(range(length))
+    sees = rows.attention_mask(slice(None), rows.input_ids.shape[1])[:, 0] == 0
+    same = rows.segments[:, :, None] == rows.segments[:, None, :]
+    assert not (sees & ~same).any()  # nothing attends across windows
+    real = rows.segments >= 0
+    assert (sees == same & real[:, :, None] | torch.eye(rows.input_ids.shape[1], dtype=torch.bool)).all()
+    flat = rows.input_ids.flatten()[rows.piece_index]
+    assert flat.tolist() == inputs["input_ids"].flatten()[inputs["piece_index"]].tolist()  # the same pieces are read
+
+
+def test_a_model_whose_positions_do_not_start_at_zero_is_not_packed(tmp_path) -> None:
+    """RoBERTa numbers positions from after its padding id: packed with positions from 0 its states would change,
+    so the build-time check leaves packing off, and asking for it is a one-line error naming the field."""
+    roberta = str(make_tiny_roberta(tmp_path / "tiny-roberta"))
+    assert not built(roberta).packing
+    with pytest.raises(ConfigError, match="encoder.packing"):
+        built(roberta, packing=True)
 
 
 def test_chunk_rows_is_a_transformer_setting() -> None:

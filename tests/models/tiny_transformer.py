@@ -32,3 +32,17 @@ def make_tiny_bert(folder: Path, layers: int = 2, hidden: int = 32, positions: i
     for name in TOKENIZER_FILES:
         shutil.copy(source / name, folder / name)
     return folder
+
+
+def make_tiny_roberta(folder: Path, hidden: int = 32, positions: int = 80) -> Path:
+    """A seeded RoBERTa-architecture model (positions counted from after the padding id) with MiniLM's vocabulary."""
+    import torch
+
+    torch.manual_seed(0)
+    config = transformers.RobertaConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=1, num_attention_heads=2,
+                                        intermediate_size=2 * hidden, max_position_embeddings=positions, pad_token_id=0)
+    transformers.RobertaModel(config).save_pretrained(folder)
+    source = Path(minilm.get_model_path())
+    for name in TOKENIZER_FILES:
+        shutil.copy(source / name, folder / name)
+    return folder

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from polytask.data.pieces import PairTemplate, window_arrays
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
+from polytask.models.encoders.packing import pack_windows
 from polytask.models.encoders.pretrained import (
     load_model_config,
     load_pretrained,
@@ -31,6 +32,7 @@ from polytask.models.encoders.pretrained import (
 )
 from polytask.models.encoders.subwords import (
     SUBWORD_POOLING,
+    first_piece,
     placeholder_piece,
     split_into_pieces,
 )
@@ -199,6 +201,7 @@ class TransformerEncoder(Encoder):
         self.adapters = config.adapters
         self.task_conditioned = bool(self.adapters and self.adapters.per_task)
         self.chunk_rows = config.chunk_rows or DEFAULT_CHUNK_ROWS
+        self.packing = False  # decided in build(): config.packing, or (null) whether the model packs exactly
         self._frozen: set[int] = set()
 
     def build(self) -> None:
@@ -208,6 +211,11 @@ class TransformerEncoder(Encoder):
             p.requires_grad_(train_base and not _UNUSED.search(name))
         self._frozen = {id(p) for p in model.parameters() if not p.requires_grad}
         self.model = model
+        self.packing = self.config.packing is not False and self.packs_exactly()
+        if self.config.packing and not self.packing:
+            raise ConfigError(f"{self.config.model!r} does not give packed windows the states it gives them apart "
+                              f"(its position ids or attention masks work otherwise): set encoder.packing to false or null",
+                              field="encoder.packing")
         if self.adapters is not None and not self.task_conditioned:
             self._add_adapter(SHARED_ADAPTER)
         self.case = CaseEmbedding() if self.config.case_features else None  # joined to every layer's word states
@@ -281,32 +289,83 @@ class TransformerEncoder(Encoder):
 
     def _encode_windows(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor,
                         token_type_ids: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        """Every layer's states of the windows, [layers, windows, length, dim], and ``piece_index`` into them.
+        """Every layer's states of the windows' positions, [layers, rows, length, dim], and ``piece_index`` into them.
 
-        The windows run sorted by length in chunks of ``chunk_rows``, each cut to its own longest
-        window, so a short sentence batched with long ones (a mixed multi-task step) is not padded
-        to their length; the attention mask makes the states of real pieces the same either way.
-        The states stay in sorted order and ``piece_index`` is renumbered to match.
+        With packing, short windows share rows first (``packing.pack_windows``); then the rows run
+        sorted by length in chunks of ``chunk_rows``, each cut to its own longest row, so a short
+        sentence batched with long ones (a mixed multi-task step) is not padded to their length.
+        Position ids and the attention mask make the states of real pieces the same either way.
         """
-        windows, width = input_ids.shape
-        lengths = attention_mask.sum(1)
-        if windows <= self.chunk_rows:
-            used = max(int(lengths.max()), 1) if windows else width
-            types = {"token_type_ids": token_type_ids[:, :used]} if token_type_ids is not None else {}
-            output = self.model(input_ids=input_ids[:, :used], attention_mask=attention_mask[:, :used],
-                                output_hidden_states=True, **types)
+        if self.packing and input_ids.shape[0] > 1:
+            packed = pack_windows(input_ids, attention_mask, piece_index, self.featurizer.pad, token_type_ids,
+                                  self.model.dtype)
+            if packed.input_ids.shape[0] < input_ids.shape[0]:
+                return self._encode_rows(packed.lengths, packed.input_ids.shape[1], packed.piece_index, packed.inputs)
+        return self._encode_rows(attention_mask.sum(1), input_ids.shape[1], piece_index,
+                                 _padded_inputs(input_ids, attention_mask, token_type_ids))
+
+    def _encode_rows(self, lengths: Tensor, width: int, piece_index: Tensor,
+                     inputs: Callable[[Tensor | slice, int], dict[str, Tensor]]) -> tuple[Tensor, Tensor]:
+        """The transformer over rows of ``lengths`` real positions in length-sorted chunks; ``inputs(rows, used)`` slices them.
+
+        The states stay in sorted order and ``piece_index`` (flat positions in rows of ``width``) is renumbered to match.
+        """
+        count = lengths.shape[0]
+        if count <= self.chunk_rows:
+            used = max(int(lengths.max()), 1) if count else width
+            output = self.model(**inputs(slice(None), used), output_hidden_states=True)
             return _pad_length(torch.stack(output.hidden_states), width), piece_index
         order = torch.argsort(lengths, stable=True)
         chunks = []
         for rows in order.split(self.chunk_rows):
             used = max(int(lengths[rows].max()), 1)
-            types = {"token_type_ids": token_type_ids[rows, :used]} if token_type_ids is not None else {}
-            output = self.model(input_ids=input_ids[rows, :used], attention_mask=attention_mask[rows, :used],
-                                output_hidden_states=True, **types)
+            output = self.model(**inputs(rows, used), output_hidden_states=True)
             chunks.append(_pad_length(torch.stack(output.hidden_states), width))
         position = torch.empty_like(order)
-        position[order] = torch.arange(windows, device=order.device)  # window w is row position[w] of the sorted states
+        position[order] = torch.arange(count, device=order.device)  # row r is row position[r] of the sorted states
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
+
+    def packs_exactly(self) -> bool:
+        """Whether the model gives windows packed in one row the states it gives them apart (eval mode, a few pieces).
+
+        Packing passes position ids counted from 0 in each window and a 4-D additive attention mask
+        (and packed token types where the model has several); a model that numbers positions
+        otherwise (RoBERTa starts after its padding id), takes no position ids or 4-D masks, or
+        whose attention implementation reads masks otherwise fails the check. The probe is one
+        window as long as the featurizer allows (at most 16 pieces) and two that share a row.
+        """
+        length = min(self.featurizer.max_length, 16)
+        if length < 2:
+            return False
+        words = ["a", "packing", "probe", "of", "a", "few", "words", ",", "cut", "to", "one", "window", "."] * 2
+        ids = self.featurizer([words])["input_ids"][0, :length]
+        half = length // 2
+        input_ids = torch.full((3, length), self.featurizer.pad, dtype=ids.dtype)
+        attention_mask = torch.zeros((3, length), dtype=torch.long)
+        for row, piece_ids in enumerate((ids, ids[:half], ids[half:].flip(0))):
+            input_ids[row, : len(piece_ids)] = piece_ids
+            attention_mask[row, : len(piece_ids)] = 1
+        types = None
+        if getattr(self.model.config, "type_vocab_size", 1) > 1:
+            types = (torch.arange(3 * length).view(3, length) % 2) * attention_mask
+        piece_index = torch.arange(3 * length).view(3, length)[attention_mask.bool()].unsqueeze(0)
+        packed = pack_windows(input_ids, attention_mask, piece_index, self.featurizer.pad, types, self.model.dtype)
+        if packed.input_ids.shape[0] >= input_ids.shape[0]:
+            return False  # nothing shared a row: the probe would prove nothing
+        training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                apart = self.model(**_padded_inputs(input_ids, attention_mask, types)(slice(None), length),
+                                   output_hidden_states=True).hidden_states
+                together = self.model(**packed.inputs(slice(None), length), output_hidden_states=True).hidden_states
+        except (TypeError, ValueError, RuntimeError, IndexError):  # the model's forward takes no packed inputs
+            return False
+        finally:
+            self.model.train(training)
+        a = torch.stack(apart).flatten(1, 2)[:, piece_index]
+        b = torch.stack(together).flatten(1, 2)[:, packed.piece_index]
+        return bool(torch.allclose(a, b, atol=1e-4, rtol=1e-3))
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
                 word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None, task: str | None = None,
@@ -323,9 +382,13 @@ class TransformerEncoder(Encoder):
     def words_from_windows(self, hidden: Tensor, piece_index: Tensor, word_start: Tensor, word_end: Tensor,
                            mask: Tensor, shape_ids: Tensor | None = None,
                            segments: Tensor | None = None) -> EncoderOutput:
-        """Word states of every layer from the windows' states ``[layers, windows, length, dim]``."""
-        pieces = hidden.flatten(1, 2)[:, piece_index]  # [layers, batch, pieces, dim]: each from its central window
-        words = self.pool(pieces, word_start, word_end) * mask.unsqueeze(-1).to(hidden.dtype)
+        """Word states of every layer from the windows' (or packed rows') states ``[layers, rows, length, dim]``."""
+        flat = hidden.flatten(1, 2)
+        if self.pool is first_piece:  # each word's first piece straight from its window: no [layers, batch, pieces] copy
+            words = flat[:, piece_index.gather(1, word_start)]
+        else:
+            words = self.pool(flat[:, piece_index], word_start, word_end)  # pieces, each from its central window
+        words = words * mask.unsqueeze(-1).to(hidden.dtype)
         layers = list(words.unbind(0))
         if self.case is not None:
             if shape_ids is None:
@@ -350,6 +413,17 @@ class TransformerExport(nn.Module):
         hidden = torch.stack(self.model(input_ids=input_ids, attention_mask=attention_mask,
                                         output_hidden_states=True).hidden_states)
         return self.encoder.words_from_windows(hidden, piece_index, word_start, word_end, mask, shape_ids)
+
+
+def _padded_inputs(input_ids: Tensor, attention_mask: Tensor,
+                   token_type_ids: Tensor | None) -> Callable[[Tensor | slice, int], dict[str, Tensor]]:
+    """``inputs(rows, used)``: the model's keyword inputs for padded windows ``rows``, cut to ``used`` positions."""
+
+    def inputs(rows: Tensor | slice, used: int) -> dict[str, Tensor]:
+        types = {"token_type_ids": token_type_ids[rows, :used]} if token_type_ids is not None else {}
+        return {"input_ids": input_ids[rows, :used], "attention_mask": attention_mask[rows, :used], **types}
+
+    return inputs
 
 
 def _pad_length(hidden: Tensor, width: int) -> Tensor:
