@@ -64,15 +64,26 @@ def sentences(seed: int, n: int) -> list[list[str]]:
     return [[rng.choice(words) for _ in range(rng.randint(5, 25))] for _ in range(n)]
 
 
-def rate(predictors: list, examples: list, rounds: int) -> float:
-    """Median sentences/s of running every predictor on ``examples`` (one after another)."""
-    timings = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for predictor in predictors:
-            predictor.predict(examples)
-        timings.append(len(examples) / (time.perf_counter() - started))
-    return statistics.median(timings)
+def rates(contenders: dict[str, list], examples: list, rounds: int) -> dict[str, float]:
+    """Median sentences/s of each contender (its predictors run one after another on ``examples``), and the
+    median per-round ratio of the first to each other one (``ratio_to_NAME``).
+
+    The contenders alternate within every round (after one warm-up round), so a change of machine load
+    affects them alike and the ratio of one round is measured side by side.
+    """
+    measured: dict[str, list[float]] = {name: [] for name in contenders}
+    for round_ in range(rounds + 1):
+        for name, predictors in contenders.items():
+            started = time.perf_counter()
+            for predictor in predictors:
+                predictor.predict(examples)
+            if round_:
+                measured[name].append(len(examples) / (time.perf_counter() - started))
+    first, *others = contenders
+    result = {name: statistics.median(values) for name, values in measured.items()}
+    for other in others:
+        result[f"ratio_to_{other}"] = statistics.median(a / b for a, b in zip(measured[first], measured[other]))
+    return result
 
 
 def free_port() -> int:
@@ -170,13 +181,14 @@ def measure(model: str, root: Path, args: argparse.Namespace) -> dict:
     examples = [Example(tokens=s) for s in sentences(seed=2, n=2000)]
     joint = Predictor.from_run(root / "joint")
     singles = [Predictor.from_run(root / task) for task in TASKS]
-    joint_rate, singles_rate = rate([joint], examples, args.rounds + 1), rate(singles, examples, args.rounds + 1)
-    result["in_process"] = {"sentences": len(examples), "one_3_task_model": joint_rate,
-                            "three_single_task_models": singles_rate, "ratio": joint_rate / singles_rate}
     export_run(root / "joint", root / "export")
     onnx = OnnxPredictor.from_dir(root / "export")
-    onnx_rate, torch_rate = rate([onnx], examples, args.rounds + 1), rate([joint], examples, args.rounds + 1)
-    result["onnx"] = {"onnxruntime": onnx_rate, "torch": torch_rate, "ratio": onnx_rate / torch_rate}
+    measured = rates({"joint": [joint], "singles": singles, "onnx": [onnx]}, examples, args.in_process_rounds)
+    result["in_process"] = {"sentences": len(examples), "rounds": args.in_process_rounds,
+                            "one_3_task_model": measured["joint"], "three_single_task_models": measured["singles"],
+                            "ratio": measured["ratio_to_singles"]}
+    result["onnx"] = {"onnxruntime": measured["onnx"], "torch": measured["joint"],
+                      "ratio": 1 / measured["ratio_to_onnx"]}
     requests = bodies(seed=1)
     runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
     for round_ in range(args.rounds):
@@ -206,7 +218,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {', '.join(MODELS)}")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=10_000, help="requests per HTTP setting and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="HTTP rounds")
+    parser.add_argument("--in-process-rounds", type=int, default=7, help="in-process rounds (2,000 sentences each)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     models = [m.strip() for m in args.models.split(",") if m.strip()]
