@@ -405,8 +405,7 @@ class TransformerExport(nn.Module):
     def __init__(self, encoder: TransformerEncoder, model: nn.Module):
         """``model``: the encoder's transformer, or a copy of it with a shared adapter merged in."""
         super().__init__()
-        self.model, self.case = model, encoder.case
-        object.__setattr__(self, "encoder", encoder)  # for its pooling; not a submodule: its weights are ``model``'s
+        self.encoder, self.model = encoder, model
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, piece_index: Tensor, word_start: Tensor,
                 word_end: Tensor, mask: Tensor, shape_ids: Tensor | None = None) -> EncoderOutput:
