@@ -18,7 +18,9 @@ HTTP settings alternate in rounds so machine load affects them alike:
 * ``batched-W``: ``--max-batch 64 --max-wait-ms W`` — concurrent requests share model batches.
 
 The load generator shares the machine's cores with the server: absolute numbers are low on 2
-cores, the ratios between settings measured side by side are the result.
+cores, the ratios between settings measured side by side are the result. Beside them, the ceiling:
+the same requests predicted in process, request by request against batches of consecutive requests
+(what batching could gain with HTTP and the client costing nothing).
 
     python benchmarks/serving.py [--clients 16] [--requests 10000] [--rounds 2] [--out FILE.json]
 """
@@ -84,6 +86,33 @@ def rates(contenders: dict[str, list], examples: list, rounds: int) -> dict[str,
     for other in others:
         result[f"ratio_to_{other}"] = statistics.median(a / b for a, b in zip(measured[first], measured[other]))
     return result
+
+
+def batching_ceiling(predictor, requests: list[dict], max_batch: int, rounds: int) -> dict[str, float]:
+    """In process, on the HTTP load's requests: predicting request by request against batches of consecutive
+    requests (at most ``max_batch`` inputs, as the server forms them). No HTTP, no client: the most that
+    batching across clients can gain for this model on this machine.
+    """
+    from polytask.data.example import Example
+
+    per_request = [[Example(tokens=item["tokens"]) for item in body["inputs"]] for body in requests]
+    batches: list[list] = [[]]
+    for examples in per_request:
+        if batches[-1] and len(batches[-1]) + len(examples) > max_batch:
+            batches.append([])
+        batches[-1].extend(examples)
+    sentences = sum(len(examples) for examples in per_request)
+    measured: dict[str, list[float]] = {"request_by_request": [], "batched": []}
+    for round_ in range(rounds + 1):
+        for name, calls in (("request_by_request", per_request), ("batched", batches)):
+            started = time.perf_counter()
+            for examples in calls:
+                predictor.predict(examples)
+            if round_:
+                measured[name].append(sentences / (time.perf_counter() - started))
+    return {"max_batch": max_batch, "request_by_request": statistics.median(measured["request_by_request"]),
+            "batched": statistics.median(measured["batched"]),
+            "ratio": statistics.median(b / a for a, b in zip(measured["request_by_request"], measured["batched"]))}
 
 
 def free_port() -> int:
@@ -190,6 +219,8 @@ def measure(model: str, root: Path, args: argparse.Namespace) -> dict:
     result["onnx"] = {"onnxruntime": measured["onnx"], "torch": measured["joint"],
                       "ratio": 1 / measured["ratio_to_onnx"]}
     requests = bodies(seed=1)
+    result["batching_ceiling"] = batching_ceiling(joint, requests, int(SETTINGS["batched-10ms"][1]),
+                                                  max(1, args.in_process_rounds // 2))
     runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
     for round_ in range(args.rounds):
         for name, extra in SETTINGS.items():
@@ -235,7 +266,10 @@ def main() -> None:
         print(f"(a) in process, {ip['sentences']} sentences: one 3-task model {ip['one_3_task_model']:.0f}/s, three "
               f"single-task models {ip['three_single_task_models']:.0f}/s: {ip['ratio']:.2f}x")
         print(f"(c) onnxruntime {ox['onnxruntime']:.0f}/s vs torch {ox['torch']:.0f}/s: {ox['ratio']:.2f}x")
-        print(f"(b) {'setting':<14}{'req/s':>9}{'sent/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x unbatched':>13}"
+        bc = measured["batching_ceiling"]
+        print(f"(b) the ceiling, in process on the same requests: request by request {bc['request_by_request']:.0f} "
+              f"sentences/s, batches of <= {bc['max_batch']} inputs {bc['batched']:.0f}/s: {bc['ratio']:.2f}x")
+        print(f"    {'setting':<14}{'req/s':>9}{'sent/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'x unbatched':>13}"
               f"{'x in-process':>14}{'errors':>8}")
         for row in measured["http"]:
             print(f"    {row['setting']:<14}{row['requests_per_second']:>9.1f}{row['sentences_per_second']:>9.0f}"

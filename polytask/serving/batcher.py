@@ -4,8 +4,9 @@ Why: one encoder pass over 32 sentences costs far less than 32 passes over one, 
 that answers each request alone wastes most of its time on per-call overhead. Requests are
 queued; one worker takes the oldest, adds whatever else arrives within ``max_wait_ms`` (up to
 ``max_batch`` inputs in all), predicts every task for the lot in one call and hands each
-request its own records. A batch that fails is retried request by request, so one bad input
-fails only its own request.
+request its own records; a request that would overflow the batch opens the next one (requests run in
+arrival order, none alone for not fitting). A batch that fails is retried request by request, so one
+bad input fails only its own request.
 """
 
 from __future__ import annotations
@@ -85,8 +86,10 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         assert self.queue is not None
+        carried: _Pending | None = None  # a request that did not fit the last batch: it opens the next one
         while True:
-            first = await self.queue.get()
+            first = carried if carried is not None else await self.queue.get()
+            carried = None
             if first is None:  # the wake-up of stop()
                 self.queue.task_done()
                 continue
@@ -102,8 +105,7 @@ class MicroBatcher:
                     self.queue.task_done()
                     continue
                 if size + len(pending.examples) > self.max_batch:
-                    await self._answer([pending])  # too big to join: it runs alone after this batch
-                    self.queue.task_done()
+                    carried = pending  # too big to join: it opens the next batch
                     break
                 batch.append(pending)
                 size += len(pending.examples)

@@ -56,6 +56,24 @@ def test_batches_never_exceed_max_batch() -> None:
     assert sum(sizes) == 11 and max(sizes) <= 4
 
 
+def test_a_request_that_would_overflow_a_batch_opens_the_next_one_in_arrival_order() -> None:
+    batches: list[list[str]] = []
+
+    def record_batches(examples):
+        batches.append([e.tokens[0] for e in examples])
+        return echo(examples)
+
+    async def main():
+        batcher = MicroBatcher(record_batches, max_batch=4, max_wait_ms=30)
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit(r) for r in requests(["a1", "a2", "a3"], ["b1", "b2"], ["c1", "c2"])))
+        await batcher.stop()
+
+    run(main())
+    # b does not fit beside a: it waits for the next batch (and is not run alone before a), and c joins it
+    assert batches == [["a1", "a2", "a3"], ["b1", "b2", "c1", "c2"]]
+
+
 def test_a_failing_request_fails_alone() -> None:
     async def main():
         batcher = MicroBatcher(echo, max_batch=16, max_wait_ms=50)
