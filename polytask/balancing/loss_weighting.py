@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from polytask.balancing.balancer import Balancer, StepContext
+from polytask.training.device import is_cpu
 
 
 @dataclass
@@ -144,7 +145,7 @@ def _as_floats(values: Mapping[str, Tensor | float]) -> dict[str, float]:
     floats = {task: float(v) for task, v in values.items() if not isinstance(v, Tensor)}
     if tensors:
         devices = [v.device for v in tensors.values()]
-        device = next((d for d in devices if d.type != "cpu"), devices[0])
+        device = next((d for d in devices if not is_cpu(d)), devices[0])
         stacked = torch.stack([v.detach().to(device, torch.float32).reshape(()) for v in tensors.values()])
         floats.update(zip(tensors, stacked.tolist()))
     return {task: floats[task] for task in values}

@@ -13,8 +13,9 @@ def load_predictor(path: str | Path, device: str | None = None) -> Any:
     if is_export_dir(path):
         from polytask.errors import PolytaskError
         from polytask.serving.onnx_predictor import OnnxPredictor
+        from polytask.training.device import AUTO, CPU
 
-        if device not in (None, "cpu", "auto"):
+        if device not in (None, CPU, AUTO):
             raise PolytaskError("an ONNX export runs on the CPU through onnxruntime; --device does not apply")
         return OnnxPredictor.from_dir(path)
     from polytask.serving.predictor import Predictor

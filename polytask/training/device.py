@@ -17,9 +17,10 @@ from polytask.config import check_device_name
 
 DEVICE_FIELD = "training.device"
 CPU = "cpu"
+AUTO = "auto"
 
 
-def resolve_device(name: str = "auto", *, local_rank: int | None = None, field: str = DEVICE_FIELD) -> torch.device:
+def resolve_device(name: str = AUTO, *, local_rank: int | None = None, field: str = DEVICE_FIELD) -> torch.device:
     """The ``torch.device`` for ``name``; one that this machine lacks is a ConfigError naming ``field``.
 
     ``auto`` is CUDA when available, else CPU. Under ``torchrun`` (``local_rank`` given), plain
@@ -28,7 +29,7 @@ def resolve_device(name: str = "auto", *, local_rank: int | None = None, field: 
     import torch
 
     check_device_name(name, field)
-    if name == "auto":
+    if name == AUTO:
         name = "cuda" if torch.cuda.is_available() else CPU
     if name == CPU:
         return torch.device(CPU)

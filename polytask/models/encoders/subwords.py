@@ -40,19 +40,25 @@ def split_into_pieces(tokenizer: Any, sentences: Sequence[Sequence[str]], placeh
             for i, sentence in enumerate(sentences)]
 
 
-def first_piece(pieces: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
-    """The state of each word's first piece. ``pieces``: [..., batch, pieces, dim]."""
-    *lead, _, _, dim = pieces.shape
-    index = starts.unsqueeze(-1).expand(*lead, *starts.shape, dim)
-    return torch.gather(pieces, -2, index)
+def first_piece(states: Tensor, piece_index: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
+    """The state of each word's first piece, gathered straight from ``states`` (no copy of every piece).
+
+    ``states``: [..., positions, dim], every window's (or packed row's) pieces flattened; ``piece_index``:
+    [batch, pieces], where each sentence's piece lies in ``states``; ``starts``/``ends``: [batch, words].
+    """
+    return states[..., piece_index.gather(1, starts), :]
 
 
-def mean_of_pieces(pieces: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
+def mean_of_pieces(states: Tensor, piece_index: Tensor, starts: Tensor, ends: Tensor) -> Tensor:
     """The mean state of each word's pieces, as one batched matrix product with a span-averaging matrix."""
+    pieces = states[..., piece_index, :]  # [..., batch, pieces, dim]
     positions = torch.arange(pieces.shape[-2], device=pieces.device)
     inside = (positions >= starts.unsqueeze(-1)) & (positions < ends.unsqueeze(-1))  # [batch, words, pieces]
     weights = inside.to(pieces.dtype) / (ends - starts).clamp(min=1).unsqueeze(-1).to(pieces.dtype)
     return torch.matmul(weights, pieces)
 
 
-SUBWORD_POOLING: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {"first": first_piece, "mean": mean_of_pieces}
+SubwordPooling = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+"""``(states, piece_index, starts, ends) -> word states [..., batch, words, dim]``."""
+
+SUBWORD_POOLING: dict[str, SubwordPooling] = {"first": first_piece, "mean": mean_of_pieces}

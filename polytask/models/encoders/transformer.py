@@ -32,7 +32,6 @@ from polytask.models.encoders.pretrained import (
 )
 from polytask.models.encoders.subwords import (
     SUBWORD_POOLING,
-    first_piece,
     placeholder_piece,
     split_into_pieces,
 )
@@ -384,10 +383,7 @@ class TransformerEncoder(Encoder):
                            segments: Tensor | None = None) -> EncoderOutput:
         """Word states of every layer from the windows' (or packed rows') states ``[layers, rows, length, dim]``."""
         flat = hidden.flatten(1, 2)
-        if self.pool is first_piece:  # each word's first piece straight from its window: no [layers, batch, pieces] copy
-            words = flat[:, piece_index.gather(1, word_start)]
-        else:
-            words = self.pool(flat[:, piece_index], word_start, word_end)  # pieces, each from its central window
+        words = self.pool(flat, piece_index, word_start, word_end)  # pieces, each from its central window
         words = words * mask.unsqueeze(-1).to(hidden.dtype)
         layers = list(words.unbind(0))
         if self.case is not None:
