@@ -17,7 +17,6 @@ import torch
 from torch import Tensor, nn
 
 from polytask.balancing.balancer import Balancer, StepContext
-from polytask.training.device import is_cpu
 
 
 @dataclass
@@ -140,12 +139,13 @@ class LossWeighting(Balancer):
 
 
 def _as_floats(values: Mapping[str, Tensor | float]) -> dict[str, float]:
-    """Python floats, read from the device in one transfer."""
-    tensors = {task: v for task, v in values.items() if isinstance(v, Tensor)}
+    """Python floats, read in one transfer per device that holds some of them."""
     floats = {task: float(v) for task, v in values.items() if not isinstance(v, Tensor)}
-    if tensors:
-        devices = [v.device for v in tensors.values()]
-        device = next((d for d in devices if not is_cpu(d)), devices[0])
-        stacked = torch.stack([v.detach().to(device, torch.float32).reshape(()) for v in tensors.values()])
+    by_device: dict[torch.device, dict[str, Tensor]] = {}
+    for task, v in values.items():
+        if isinstance(v, Tensor):
+            by_device.setdefault(v.device, {})[task] = v
+    for tensors in by_device.values():
+        stacked = torch.stack([v.detach().to(torch.float32).reshape(()) for v in tensors.values()])
         floats.update(zip(tensors, stacked.tolist()))
     return {task: floats[task] for task in values}
