@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import random
 import socket
@@ -37,9 +38,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-SETTINGS = {"unbatched": ["--max-batch", "1"], "batched-10ms": ["--max-batch", "64", "--max-wait-ms", "10"]}
+MAX_BATCH = 64
+SETTINGS = {"unbatched": ["--max-batch", "1"],
+            "batched-10ms": ["--max-batch", str(MAX_BATCH), "--max-wait-ms", "10"]}
 TASKS = ("tag", "chunk", "mood")
 MODELS = {
     "demo-cnn": {"type": "cnn", "word_dim": 32, "hidden": 64, "layers": 2},
@@ -66,26 +70,37 @@ def sentences(seed: int, n: int) -> list[list[str]]:
     return [[rng.choice(words) for _ in range(rng.randint(5, 25))] for _ in range(n)]
 
 
-def rates(contenders: dict[str, list], examples: list, rounds: int) -> dict[str, float]:
-    """Median sentences/s of each contender (its predictors run one after another on ``examples``), and the
-    median per-round ratio of the first to each other one (``ratio_to_NAME``).
+def alternate(contenders: dict[str, Callable[[], object]], sentences: int, rounds: int) -> dict[str, list[float]]:
+    """Sentences/s of every contender in each of ``rounds`` rounds (after one warm-up round).
 
-    The contenders alternate within every round (after one warm-up round), so a change of machine load
-    affects them alike and the ratio of one round is measured side by side.
+    The contenders alternate within every round, so a change of machine load affects them alike and the
+    ratio of one round is measured side by side.
     """
     measured: dict[str, list[float]] = {name: [] for name in contenders}
     for round_ in range(rounds + 1):
-        for name, predictors in contenders.items():
+        for name, run in contenders.items():
             started = time.perf_counter()
-            for predictor in predictors:
-                predictor.predict(examples)
+            run()
             if round_:
-                measured[name].append(len(examples) / (time.perf_counter() - started))
+                measured[name].append(sentences / (time.perf_counter() - started))
+    return measured
+
+
+def rates(contenders: dict[str, list], examples: list, rounds: int) -> dict[str, float]:
+    """Median sentences/s of each contender (its predictors run one after another on ``examples``), and the
+    median per-round ratio of the first to each other one (``ratio_to_NAME``)."""
+    measured = alternate({name: functools.partial(predict_all, predictors, examples)
+                          for name, predictors in contenders.items()}, len(examples), rounds)
     first, *others = contenders
     result = {name: statistics.median(values) for name, values in measured.items()}
     for other in others:
         result[f"ratio_to_{other}"] = statistics.median(a / b for a, b in zip(measured[first], measured[other]))
     return result
+
+
+def predict_all(predictors: list, examples: list) -> None:
+    for predictor in predictors:
+        predictor.predict(examples)
 
 
 def batching_ceiling(predictor, requests: list[dict], max_batch: int, rounds: int) -> dict[str, float]:
@@ -101,18 +116,12 @@ def batching_ceiling(predictor, requests: list[dict], max_batch: int, rounds: in
         if batches[-1] and len(batches[-1]) + len(examples) > max_batch:
             batches.append([])
         batches[-1].extend(examples)
-    sentences = sum(len(examples) for examples in per_request)
-    measured: dict[str, list[float]] = {"request_by_request": [], "batched": []}
-    for round_ in range(rounds + 1):
-        for name, calls in (("request_by_request", per_request), ("batched", batches)):
-            started = time.perf_counter()
-            for examples in calls:
-                predictor.predict(examples)
-            if round_:
-                measured[name].append(sentences / (time.perf_counter() - started))
-    return {"max_batch": max_batch, "request_by_request": statistics.median(measured["request_by_request"]),
-            "batched": statistics.median(measured["batched"]),
-            "ratio": statistics.median(b / a for a, b in zip(measured["request_by_request"], measured["batched"]))}
+    measured = alternate({"request_by_request": lambda: [predictor.predict(e) for e in per_request],
+                          "batched": lambda: [predictor.predict(e) for e in batches]},
+                         sum(len(examples) for examples in per_request), rounds)
+    one, batched = measured["request_by_request"], measured["batched"]
+    return {"max_batch": max_batch, "request_by_request": statistics.median(one), "batched": statistics.median(batched),
+            "ratio": statistics.median(b / a for a, b in zip(one, batched))}
 
 
 def free_port() -> int:
@@ -219,8 +228,7 @@ def measure(model: str, root: Path, args: argparse.Namespace) -> dict:
     result["onnx"] = {"onnxruntime": measured["onnx"], "torch": measured["joint"],
                       "ratio": 1 / measured["ratio_to_onnx"]}
     requests = bodies(seed=1)
-    result["batching_ceiling"] = batching_ceiling(joint, requests, int(SETTINGS["batched-10ms"][1]),
-                                                  max(1, args.in_process_rounds // 2))
+    result["batching_ceiling"] = batching_ceiling(joint, requests, MAX_BATCH, max(1, args.in_process_rounds // 2))
     runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
     for round_ in range(args.rounds):
         for name, extra in SETTINGS.items():

@@ -122,11 +122,14 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
                   version=_version(), lifespan=lifespan)
     app.state.batcher = batcher
 
-    async def send_json(send, status: int, detail: str) -> None:
-        body = json.dumps({"detail": detail}).encode()
+    async def send_body(send, status: int, body: bytes) -> None:
+        """A whole JSON answer over plain ASGI."""
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+    async def send_json(send, status: int, detail: str) -> None:
+        await send_body(send, status, json.dumps({"detail": detail}).encode())
 
     class Guard:
         """Body-size limits before the body is read, metrics for every answer, and a 500 (never a crash) for a fault.
@@ -253,10 +256,7 @@ def create_app(predictor: "Predictor | OnnxPredictor", *, limits: ServingLimits 
                 status, answered = 200, await answer(parsed)
             except HTTPException as error:
                 status, answered = error.status_code, orjson.dumps({"detail": error.detail})
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(answered)).encode())]})
-            await send({"type": "http.response.body", "body": answered})
+            await send_body(send, status, answered)
 
     def sentence(tokens: list[str] | None, text: str | None, where: str, text_key: str, tokens_key: str) -> list[str]:
         """The words of one sentence of an input, within the character limits (422 naming the input otherwise)."""
