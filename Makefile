@@ -39,6 +39,7 @@ bench: venv
 	$(PY) benchmarks/balancing_overhead.py --workloads minilm --methods ew,uw,mgda,pcgrad,upgrad --steps 3 --rounds 3 --out benchmarks/results/balancing_overhead_minilm.json
 	$(PY) benchmarks/encoder_throughput.py --out benchmarks/results/encoder_throughput.json
 	$(PY) benchmarks/lstm_batched_backward.py --out benchmarks/results/lstm_batched_backward.json
+	POLYTASK_DATA=$${POLYTASK_DATA:-../shared/data} $(PY) benchmarks/bilstm_step.py --out benchmarks/results/bilstm_step.json
 	$(PY) benchmarks/serving.py --requests 10000 --rounds 2 --out benchmarks/results/serving.json
 	POLYTASK_DATA=$${POLYTASK_DATA:-../shared/data} $(PY) benchmarks/step_throughput.py --out benchmarks/results/step_throughput.json
 

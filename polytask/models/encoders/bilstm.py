@@ -1,10 +1,15 @@
-"""A stacked bidirectional LSTM over word + character representations, trained from scratch."""
+"""A stacked bidirectional LSTM over word + character representations, trained from scratch.
+
+Each layer runs on the padded sentences: the forward direction reads them as they are, the backward
+direction each sentence reversed within its own length, so padding never enters a state (the result
+of ``pack_padded_sequence``, whose backward pass on CPU is 2–3× slower: ``benchmarks/bilstm_step.py``).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.func import functional_call
 
 from polytask.models.encoders.base import EncoderOutput
 from polytask.models.encoders.words import WordLevelEncoder
@@ -18,7 +23,7 @@ class BiLSTMEncoder(WordLevelEncoder):
         self.embed = self.build_input()
         dims = [self.embed.output_dim] + [2 * c.hidden] * c.layers
         self.lstms = nn.ModuleList(
-            nn.LSTM(dims[i], c.hidden, batch_first=True, bidirectional=True) for i in range(c.layers)
+            PaddedBiLSTM(dims[i], c.hidden) for i in range(c.layers)
         )
         self.dropout = nn.Dropout(c.dropout)
         self._dims = dims
@@ -40,12 +45,8 @@ class BiLSTMEncoder(WordLevelEncoder):
         return module(word_ids, char_ids, shape_ids)
 
     def run_layer(self, index: int, module: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
-        """One BiLSTM layer over the packed sentences (padding never enters a state), then dropout."""
-        lengths = mask.sum(dim=1).clamp(min=1).cpu()
-        packed = pack_padded_sequence(states, lengths, batch_first=True, enforce_sorted=False)
-        output, _ = module(packed)
-        output, _ = pad_packed_sequence(output, batch_first=True, total_length=mask.shape[1])
-        return self.dropout(output)
+        """One BiLSTM layer (a ``PaddedBiLSTM``: padding never enters a state), then dropout."""
+        return self.dropout(module(states, mask))
 
     def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
                     shape_ids: Tensor | None = None) -> list[Tensor]:
@@ -59,6 +60,47 @@ class BiLSTMEncoder(WordLevelEncoder):
     def export_module(self) -> nn.Module:
         """The same encoder without packed sequences (which ``torch.export`` cannot trace), in eval mode."""
         return PaddedBiLSTMEncoder(self).eval()
+
+
+class PaddedBiLSTM(nn.LSTM):
+    """One bidirectional LSTM layer over padded sentences ``[rows, words, dim]`` and their mask.
+
+    The forward direction reads each row as it is, the backward one each sentence reversed within its
+    own length, so padding never enters a state: the result of ``pack_padded_sequence`` (to float
+    rounding), with oneDNN's fused kernels instead of the packed LSTM's step-by-step CPU backward.
+    Its parameters, their initialisation and its state dict are those of
+    ``nn.LSTM(input_size, hidden_size, batch_first=True, bidirectional=True)``; padding comes out 0.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__(input_size, hidden_size, batch_first=True, bidirectional=True)
+
+    def forward(self, states: Tensor, mask: Tensor) -> Tensor:  # type: ignore[override]
+        kind = states.device.type
+        if states.is_cpu and torch.is_autocast_enabled(kind) and torch.get_autocast_dtype(kind) == torch.float16:
+            with torch.autocast(kind, enabled=False):  # oneDNN, torch's CPU LSTM, has no float16 LSTM
+                return self.forward(states.float(), mask)
+        reversal = reversal_index(mask)
+        ahead = self._direction("", states)
+        behind = reverse_within(self._direction("_reverse", reverse_within(states, reversal)), reversal)
+        return torch.cat([ahead, behind], dim=-1) * mask.unsqueeze(-1).to(ahead.dtype)
+
+    def _direction(self, suffix: str, states: Tensor) -> Tensor:
+        """The forward (``""``) or backward (``"_reverse"``) direction's weights over ``states`` read left to right."""
+        weights = {f"{name}_l0": getattr(self, f"{name}_l0{suffix}") for name in _LSTM_WEIGHTS}
+        return functional_call(self._one_way(), weights, (states,))[0]
+
+    def _one_way(self) -> nn.LSTM:
+        """A one-way LSTM of this layer's sizes whose weights ``_direction`` swaps in (not a submodule: no state).
+
+        Made inside ``fork_rng``, so its (unused) initialisation draws nothing from the stream that dropout reads.
+        """
+        template = self.__dict__.get("_one_way_template")
+        if template is None:
+            with torch.random.fork_rng(devices=[]):
+                template = nn.LSTM(self.input_size, self.hidden_size, batch_first=True)
+            self.__dict__["_one_way_template"] = template
+        return template
 
 
 class PaddedBiLSTMEncoder(nn.Module):
@@ -75,24 +117,35 @@ class PaddedBiLSTMEncoder(nn.Module):
                 shape_ids: Tensor | None = None) -> EncoderOutput:
         states = self.embed(word_ids, char_ids, shape_ids)
         layers = [states]
-        lengths = mask.sum(dim=1, keepdim=True)
-        positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
-        reversed_index = torch.where(positions < lengths, lengths - 1 - positions, positions)  # its own inverse
+        reversal = reversal_index(mask)
         keep = mask.unsqueeze(-1).to(states.dtype)
         for forward_lstm, backward_lstm in self.directions:
             ahead, _ = forward_lstm(states)
-            flipped = states.gather(1, reversed_index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
-            behind, _ = backward_lstm(flipped)
-            behind = behind.gather(1, reversed_index.unsqueeze(-1).expand(-1, -1, behind.shape[-1]))
-            states = torch.cat([ahead, behind], dim=-1) * keep  # padding is 0, as pad_packed_sequence leaves it
+            behind, _ = backward_lstm(reverse_within(states, reversal))
+            states = torch.cat([ahead, reverse_within(behind, reversal)], dim=-1) * keep  # padding is 0
             layers.append(states)
         return EncoderOutput(layers=layers, mask=mask)
+
+
+_LSTM_WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def reversal_index(mask: Tensor) -> Tensor:
+    """``[rows, words]``: each real position's mirror within its sentence; padding maps to itself (its own inverse)."""
+    lengths = mask.sum(dim=1, keepdim=True)
+    positions = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
+    return torch.where(positions < lengths, lengths - 1 - positions, positions)
+
+
+def reverse_within(states: Tensor, reversal: Tensor) -> Tensor:
+    """``states`` ``[rows, words, dim]`` with each sentence's real words in reverse order (padding stays in place)."""
+    return states.gather(1, reversal.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
 
 
 def _one_direction(lstm: nn.LSTM, suffix: str) -> nn.LSTM:
     """A one-way, one-layer LSTM with the weights of ``lstm``'s forward (``""``) or backward (``"_reverse"``) direction."""
     one = nn.LSTM(lstm.input_size, lstm.hidden_size, batch_first=True)
     with torch.no_grad():
-        for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        for name in _LSTM_WEIGHTS:
             getattr(one, f"{name}_l0").copy_(getattr(lstm, f"{name}_l0{suffix}"))
     return one
