@@ -2,7 +2,7 @@
 
 Why: on CPU, a packed LSTM's backward pass runs step by step outside oneDNN (a zero-filled gradient,
 copy and add per time step), while a plain padded one-way LSTM runs oneDNN's fused kernels forward and
-backward. The encoder keeps the packed result exactly (the backward direction reads each sentence
+backward. The encoder keeps the packed result to float rounding (the backward direction reads each sentence
 reversed within its own length; ``tests/models/test_bilstm_export_module.py``). This script times a
 forward + backward pass of both over the same batches of real sentences, checks they agree, prints a
 table and writes JSON.
@@ -31,20 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
+from polytask.data.readers.conll import read_conll
 from polytask.models.encoders.bilstm import BiLSTMEncoder
 
 
 def sentences(path: str | None, count: int) -> list[list[str]]:
     if path and Path(path).is_file():
-        found, current = [], []
-        for line in Path(path).read_text().splitlines():
-            if not line.strip() or line.startswith("-DOCSTART-"):
-                if current:
-                    found.append(current)
-                current = []
-            else:
-                current.append(line.split()[0])
-        return found[:count]
+        return [example.tokens for example in read_conll(Path(path), {})[:count]]
     rng = random.Random(0)
     return [[f"w{rng.randrange(2000)}" for _ in range(rng.randint(5, 60))] for _ in range(count)]
 
