@@ -6,14 +6,17 @@ starts ``polytask train CONFIG`` and the peer's script at the same moment, waits
 writes one JSON with both test scores, polytask's training time and both dev curves.
 
     POLYTASK_DATA=../shared/data python benchmarks/peers/side_by_side.py --peer spacy --minutes 60
-    POLYTASK_DATA=../shared/data python benchmarks/peers/side_by_side.py --peer flair --minutes 75 \
-        --config examples/minilm-ner-pos-sentiment.yaml --threads 1
+    POLYTASK_DATA=../shared/data python benchmarks/peers/side_by_side.py --peer flair --threads 2 \
+        --polytask-run runs/minilm-full
 
 ``--minutes`` is the peer's budget; polytask trains its config's budget (``training.epochs``, chosen in
 each example config to fit its stated minutes; shorten with ``--set``), and the table shows its
 training seconds beside the budget. ``--one-at-a-time`` runs polytask first and then the peer (on a
 machine whose other jobs leave no core for two runs at once); there ``--minutes`` defaults to
-polytask's own training time, so both get exactly the same wall-clock budget. ``--set`` overrides
+polytask's own training time, so both get exactly the same wall-clock budget. ``--polytask-run DIR``
+reuses a finished ``polytask train`` run instead of training again (its saved config must equal the
+config with ``--set`` and ``--threads``, checked field by field), then trains the peer for its
+training time, one at a time. ``--set`` overrides
 apply to polytask and to the exported splits alike (e.g. ``--set tasks.ner.data.max_train=500`` for a
 quick end-to-end check). The peer's own JSON goes to ``benchmarks/results/peers/PEER.json``, the
 side-by-side record to ``benchmarks/results/peers/side-by-side-PEER.json``.
@@ -47,18 +50,43 @@ def dev_at(curve: list[dict], seconds: float) -> dict | None:
     return seen[-1]["dev"] if seen else None
 
 
+def flat(tree: dict, prefix: str = "") -> dict:
+    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``."""
+    items: dict = {}
+    for key, value in tree.items():
+        items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return items
+
+
+def same_run(run: Path, config: Path, overrides: list[str]) -> None:
+    """Exit unless ``run`` finished training ``config`` with ``overrides`` (its saved config equals theirs)."""
+    sys.path.insert(0, str(ROOT))
+    from polytask.config import load_config
+
+    if not (run / "summary.json").exists():
+        sys.exit(f"{run}: no summary.json, the run has not finished")
+    saved, wanted = (flat(load_config(path, extra).model_dump()) for path, extra in ((run / "config.yaml", []), (config, overrides)))
+    differ = sorted(key for key in saved.keys() | wanted.keys() if saved.get(key) != wanted.get(key))
+    if differ:
+        sys.exit(f"{run}/config.yaml differs from {config} with {overrides} in: {', '.join(differ)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peer", choices=sorted(PEERS), required=True)
     parser.add_argument("--minutes", type=float, default=None,
                         help="the peer's wall-clock budget (with --one-at-a-time, default: polytask's training time)")
     parser.add_argument("--one-at-a-time", action="store_true", help="polytask first, then the peer, not together")
+    parser.add_argument("--polytask-run", type=Path, default=None, metavar="DIR",
+                        help="a finished `polytask train` run of the same config, overrides and threads: "
+                             "the peer then trains for its training time (implies --one-at-a-time)")
     parser.add_argument("--config", type=Path, default=None, help="polytask's config (default: the peer's counterpart)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each process")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks/peers/work")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks/results/peers")
     args = parser.parse_args()
+    args.one_at_a_time = args.one_at_a_time or args.polytask_run is not None
     if args.minutes is None and not args.one_at_a_time:
         parser.error("--minutes is required unless --one-at-a-time (which defaults it to polytask's training time)")
     if not os.environ.get("POLYTASK_DATA"):
@@ -68,16 +96,22 @@ def main() -> None:
     python = ROOT / venv / "bin/python"
     if not python.exists():
         sys.exit(f"{python} is missing: run `make peers` first")
-    data, run = args.work / f"data-{args.peer}", args.work / f"polytask-{args.peer}"
+    data, run = args.work / f"data-{args.peer}", args.polytask_run or args.work / f"polytask-{args.peer}"
     peer_json = args.results / f"{args.peer}.json"
     sets = [arg for item in args.overrides for arg in ("--set", item)]
+    threads = f"training.threads={args.threads}"
+    if args.polytask_run is not None:
+        same_run(run, config, [*args.overrides, threads])
     subprocess.run([sys.executable, str(ROOT / "benchmarks/peers/export_splits.py"), "--config", str(config),
                     "--out", str(data), *sets], check=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     started = time.perf_counter()
-    ours = subprocess.Popen([sys.executable, "-m", "polytask", "train", str(config), "--out", str(run), "--overwrite",
-                             "--set", f"training.threads={args.threads}", *sets], cwd=ROOT, env=env)
-    codes = {"polytask": ours.wait()} if args.one_at_a_time else {}
+    if args.polytask_run is None:
+        ours = subprocess.Popen([sys.executable, "-m", "polytask", "train", str(config), "--out", str(run), "--overwrite",
+                                 "--set", threads, *sets], cwd=ROOT, env=env)
+        codes = {"polytask": ours.wait()} if args.one_at_a_time else {}
+    else:
+        codes = {"polytask": 0}
     minutes = args.minutes
     if minutes is None:
         if codes["polytask"]:
@@ -86,7 +120,8 @@ def main() -> None:
     theirs = subprocess.Popen([str(python), str(ROOT / script), "--minutes", f"{minutes:.3f}", "--threads",
                                str(args.threads), "--data", str(data), "--out", str(peer_json)], cwd=ROOT, env=env)
     codes[args.peer] = theirs.wait()
-    codes.setdefault("polytask", ours.wait())
+    if "polytask" not in codes:
+        codes["polytask"] = ours.wait()
     if any(codes.values()):
         sys.exit(f"a run failed: exit codes {codes}")
     summary = json.loads((run / "summary.json").read_text())
@@ -94,7 +129,7 @@ def main() -> None:
     ours_test = {t: {m: v["test"] for m, v in metrics.items()} for t, metrics in summary["tasks"].items()}
     curve = polytask_curve(run)
     record = {"peer": args.peer, "minutes": minutes, "one_at_a_time": args.one_at_a_time, "threads": args.threads,
-              "config": str(config),
+              "config": str(config), "polytask_run": str(run),
               "overrides": args.overrides, "wall_seconds": round(time.perf_counter() - started, 1),
               "polytask": {"test": ours_test, "train_seconds": summary["train_seconds"], "best_epoch": summary["best_epoch"],
                            "dev_curve": curve},

@@ -12,13 +12,14 @@ from torch import Tensor, nn
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
-from polytask.data.vocab import Vocabulary, normalise_word
+from polytask.data.vocab import UNK, Vocabulary, normalise_word
 from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding
 from polytask.models.encoders.pairs import fold_rows, fold_tensors, pair_rows
 
 MAX_WORD_CHARS = 30
+UNKNOWN_ID = Vocabulary().stoi[UNK]
 
 
 class WordFeaturizer(Featurizer):
@@ -29,6 +30,7 @@ class WordFeaturizer(Featurizer):
         self.case_features = case_features
         self.words = Vocabulary()
         self.chars = Vocabulary()
+        self.singletons_from = len(self.words)
 
     def fit(self, examples: Sequence[Example]) -> None:
         words: Counter[str] = Counter()
@@ -39,6 +41,9 @@ class WordFeaturizer(Featurizer):
                 chars.update(token)
         self.words = Vocabulary.from_counts(words, self.min_count)
         self.chars = Vocabulary.from_counts(chars, 1)
+        # the vocabulary is sorted by falling count, so the words seen once are its last ids
+        self.singletons_from = next((i for i, word in enumerate(self.words.itos[2:], 2) if words[word] == 1),
+                                    len(self.words))
 
     def __call__(self, sentences: Sequence[Sequence[str]],
                  pairs: Sequence[Sequence[str] | None] | None = None) -> dict[str, Tensor]:
@@ -65,7 +70,8 @@ class WordFeaturizer(Featurizer):
 
     def to_json(self) -> dict[str, Any]:
         return {"min_count": self.min_count, "lowercase": self.lowercase, "chars": self.use_chars,
-                "case_features": self.case_features, "words": self.words.to_json(), "char_vocab": self.chars.to_json()}
+                "case_features": self.case_features, "words": self.words.to_json(), "char_vocab": self.chars.to_json(),
+                "singletons_from": self.singletons_from}
 
     def export_spec(self, directory: Any) -> dict[str, Any]:
         return {"kind": "words", **self.to_json(), "max_word_chars": MAX_WORD_CHARS}
@@ -75,6 +81,7 @@ class WordFeaturizer(Featurizer):
         self.case_features = data.get("case_features", False)
         self.words = Vocabulary.from_json(data["words"])
         self.chars = Vocabulary.from_json(data["char_vocab"])
+        self.singletons_from = data.get("singletons_from", len(self.words))  # runs saved before: none known
 
 
 class CharCNN(nn.Module):
@@ -95,10 +102,17 @@ class CharCNN(nn.Module):
 
 
 class WordRepresentation(nn.Module):
-    """Concatenated word embedding, character-level word vector and (optionally) shape embedding, with dropout."""
+    """Concatenated word embedding, character-level word vector and (optionally) shape embedding, with dropout.
 
-    def __init__(self, featurizer: WordFeaturizer, word_dim: int, char_dim: int, char_filters: int, dropout: float):
+    With ``singleton_unknown_rate`` p > 0, in training each word seen once in the training data is read as
+    the unknown word with probability p (its characters and shape are kept), so the unknown word's vector
+    is trained for the words a test set brings that training never saw (Lample et al. 2016, p = 0.5).
+    """
+
+    def __init__(self, featurizer: WordFeaturizer, word_dim: int, char_dim: int, char_filters: int, dropout: float,
+                 singleton_unknown_rate: float = 0.0):
         super().__init__()
+        self.singletons_from, self.singleton_unknown_rate = featurizer.singletons_from, singleton_unknown_rate
         self.words = nn.Embedding(len(featurizer.words), word_dim, padding_idx=0)
         self.chars = CharCNN(len(featurizer.chars), char_dim, char_filters) if featurizer.use_chars else None
         self.case = CaseEmbedding() if featurizer.case_features else None
@@ -107,6 +121,8 @@ class WordRepresentation(nn.Module):
             (self.case.output_dim if self.case is not None else 0)
 
     def forward(self, word_ids: Tensor, char_ids: Tensor | None = None, shape_ids: Tensor | None = None) -> Tensor:
+        if self.training and self.singleton_unknown_rate > 0:
+            word_ids = self.unknown_singletons(word_ids)
         parts = [self.words(word_ids)]
         if self.chars is not None and char_ids is not None:
             parts.append(self.chars(char_ids))
@@ -115,6 +131,11 @@ class WordRepresentation(nn.Module):
                 raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
             parts.append(self.case(shape_ids))
         return self.dropout(torch.cat(parts, dim=-1))
+
+    def unknown_singletons(self, word_ids: Tensor) -> Tensor:
+        """``word_ids`` with each singleton's id replaced by the unknown word's (1) with the rate's probability."""
+        drawn = torch.rand(word_ids.shape, device=word_ids.device) < self.singleton_unknown_rate
+        return word_ids.masked_fill(drawn & (word_ids >= self.singletons_from), UNKNOWN_ID)
 
 
 class WordLevelEncoder(Encoder):
@@ -133,7 +154,8 @@ class WordLevelEncoder(Encoder):
 
     def build_input(self) -> WordRepresentation:
         c = self.config
-        embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout)
+        embed = WordRepresentation(self.featurizer, c.word_dim, c.char_dim, c.char_filters, c.embedding_dropout,
+                                   c.singleton_unknown_rate)
         if c.word_vectors is not None and c.word_vectors.freeze:
             embed.words.weight.requires_grad_(False)
         return embed
