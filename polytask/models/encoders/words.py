@@ -12,14 +12,13 @@ from torch import Tensor, nn
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
-from polytask.data.vocab import UNK, Vocabulary, normalise_word
-from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
+from polytask.data.vocab import Vocabulary, normalise_word
+from polytask.data.word_arrays import UNKNOWN_ID, char_id_array, padding_mask, shape_id_array, word_id_array
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding
 from polytask.models.encoders.pairs import fold_rows, fold_tensors, pair_rows
 
 MAX_WORD_CHARS = 30
-UNKNOWN_ID = Vocabulary().stoi[UNK]
 
 
 class WordFeaturizer(Featurizer):
