@@ -227,7 +227,7 @@ class WordVectorsConfig(StrictModel):
 
 
 _WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout",
-                "case_features", "word_vectors", "singleton_unknown_rate")
+                "case_features", "word_vectors", "singleton_unknown_rate", "chunk_rows")
 
 ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
     "bilstm": (*_WORD_FIELDS, "hidden", "layers", "dropout"),
@@ -263,9 +263,9 @@ class EncoderConfig(StrictModel):
     window_stride: int | None = Field(None, gt=0, description="transformer: pieces between the starts of "
                                                                "overlapping windows (null: half a window)")
     adapters: AdapterConfig | None = Field(None, description="transformer: LoRA adapters (null: fine-tune every weight)")
-    chunk_rows: int | None = Field(None, gt=0, description="transformer: run the batch's windows sorted by length in "
-                                                           "chunks of this many, each padded only to its own longest "
-                                                           "(null: 16)")
+    chunk_rows: int | None = Field(None, gt=0, description="run the batch's rows (transformer: windows) sorted by "
+                                                           "length in chunks of this many, each padded only to its own "
+                                                           "longest (null: 16 for transformer, 32 for bilstm and cnn)")
     packing: bool | None = Field(None, description="transformer: pack short windows together into rows (each with "
                                                    "its own positions, attending only to itself) before chunking, so "
                                                    "short sentences are not padded to long ones (null: when the model "

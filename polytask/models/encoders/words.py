@@ -19,6 +19,8 @@ from polytask.models.encoders.case_features import CaseEmbedding
 from polytask.models.encoders.pairs import fold_rows, fold_tensors, pair_rows
 
 MAX_WORD_CHARS = 30
+DEFAULT_CHUNK_ROWS = 32
+"""Rows per call of a word-level encoder when ``encoder.chunk_rows`` is not set (benchmarks/word_chunks.py)."""
 
 
 class WordFeaturizer(Featurizer):
@@ -180,7 +182,33 @@ class WordLevelEncoder(Encoder):
                 row_mask: Tensor | None = None, fold_index: Tensor | None = None,
                 segments: Tensor | None = None) -> EncoderOutput:
         if fold_index is None:
-            return EncoderOutput(layers=self.encode_rows(word_ids, mask, char_ids, shape_ids), mask=mask)
-        layers = self.encode_rows(word_ids, row_mask, char_ids, shape_ids)
+            return EncoderOutput(layers=self.encode_chunks(word_ids, mask, char_ids, shape_ids), mask=mask)
+        layers = self.encode_chunks(word_ids, row_mask, char_ids, shape_ids)
         return EncoderOutput(layers=[fold_rows(layer, fold_index, mask) for layer in layers], mask=mask,
                              segments=segments)
+
+    def encode_chunks(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
+                      shape_ids: Tensor | None = None) -> list[Tensor]:
+        """``encode_rows`` over the rows sorted by length in chunks of ``encoder.chunk_rows``, each cut to its longest.
+
+        Why: a multi-task step collates every task's micro-batch into one batch (short NER sentences with
+        long POS and polarity ones), and one padded call runs every row to the batch's longest. Rows are
+        encoded independently, so the chunks give every real word the states of one call (to float
+        rounding); padding positions come out 0. ``chunk_rows`` null: chunks of 32 rows.
+        """
+        rows = self.config.chunk_rows or DEFAULT_CHUNK_ROWS
+        count = word_ids.shape[0]
+        if rows is None or count <= rows:
+            return self.encode_rows(word_ids, mask, char_ids, shape_ids)
+        lengths = mask.sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
+        chunks = []
+        for part in order.split(rows):
+            used = max(int(lengths[part].max()), 1)
+            cut = [None if t is None else t[part, :used] for t in (word_ids, mask, char_ids, shape_ids)]
+            chunks.append(self.encode_rows(*cut))
+        position = torch.empty_like(order)
+        position[order] = torch.arange(count, device=order.device)  # row r is row position[r] of the sorted chunks
+        width = mask.shape[1]
+        return [torch.cat([nn.functional.pad(chunk[layer], (0, 0, 0, width - chunk[layer].shape[1]))
+                           for chunk in chunks])[position] for layer in range(len(chunks[0]))]
