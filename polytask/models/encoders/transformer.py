@@ -24,6 +24,7 @@ from polytask.data.pieces import PairTemplate, window_arrays
 from polytask.errors import ConfigError, PolytaskError
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding, shape_ids
+from polytask.models.encoders.chunks import SortedChunks
 from polytask.models.encoders.packing import pack_windows
 from polytask.models.encoders.pretrained import (
     load_model_config,
@@ -314,14 +315,10 @@ class TransformerEncoder(Encoder):
             used = max(int(lengths.max()), 1) if count else width
             output = self.model(**inputs(slice(None), used), output_hidden_states=True)
             return _pad_length(torch.stack(output.hidden_states), width), piece_index
-        order = torch.argsort(lengths, stable=True)
-        chunks = []
-        for rows in order.split(self.chunk_rows):
-            used = max(int(lengths[rows].max()), 1)
-            output = self.model(**inputs(rows, used), output_hidden_states=True)
-            chunks.append(_pad_length(torch.stack(output.hidden_states), width))
-        position = torch.empty_like(order)
-        position[order] = torch.arange(count, device=order.device)  # row r is row position[r] of the sorted states
+        sorted_rows = SortedChunks(lengths, self.chunk_rows)
+        chunks = [_pad_length(torch.stack(self.model(**inputs(rows, used), output_hidden_states=True).hidden_states),
+                              width) for rows, used in sorted_rows]
+        position = sorted_rows.position()  # row r is row position[r] of the sorted states
         return torch.cat(chunks, 1), position[piece_index // width] * width + piece_index % width
 
     def packs_exactly(self) -> bool:

@@ -16,6 +16,7 @@ from polytask.data.vocab import Vocabulary, normalise_word
 from polytask.data.word_arrays import UNKNOWN_ID, char_id_array, padding_mask, shape_id_array, word_id_array
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding
+from polytask.models.encoders.chunks import SortedChunks
 from polytask.models.encoders.pairs import fold_rows, fold_tensors, pair_rows
 
 MAX_WORD_CHARS = 30
@@ -191,24 +192,15 @@ class WordLevelEncoder(Encoder):
                       shape_ids: Tensor | None = None) -> list[Tensor]:
         """``encode_rows`` over the rows sorted by length in chunks of ``encoder.chunk_rows``, each cut to its longest.
 
-        Why: a multi-task step collates every task's micro-batch into one batch (short NER sentences with
-        long POS and polarity ones), and one padded call runs every row to the batch's longest. Rows are
-        encoded independently, so the chunks give every real word the states of one call (to float
-        rounding); padding positions come out 0. ``chunk_rows`` null: chunks of 32 rows.
+        Rows are encoded independently, so every real word gets the states of one call (to float rounding;
+        why: ``chunks``); padding positions come out 0. ``chunk_rows`` null: chunks of 32 rows.
         """
         rows = self.config.chunk_rows or DEFAULT_CHUNK_ROWS
-        count = word_ids.shape[0]
-        if rows is None or count <= rows:
+        if word_ids.shape[0] <= rows:
             return self.encode_rows(word_ids, mask, char_ids, shape_ids)
-        lengths = mask.sum(dim=1)
-        order = torch.argsort(lengths, stable=True)
-        chunks = []
-        for part in order.split(rows):
-            used = max(int(lengths[part].max()), 1)
-            cut = [None if t is None else t[part, :used] for t in (word_ids, mask, char_ids, shape_ids)]
-            chunks.append(self.encode_rows(*cut))
-        position = torch.empty_like(order)
-        position[order] = torch.arange(count, device=order.device)  # row r is row position[r] of the sorted chunks
-        width = mask.shape[1]
+        sorted_rows = SortedChunks(mask.sum(dim=1), rows)
+        chunks = [self.encode_rows(*[None if t is None else t[part, :used] for t in (word_ids, mask, char_ids, shape_ids)])
+                  for part, used in sorted_rows]
+        position, width = sorted_rows.position(), mask.shape[1]
         return [torch.cat([nn.functional.pad(chunk[layer], (0, 0, 0, width - chunk[layer].shape[1]))
                            for chunk in chunks])[position] for layer in range(len(chunks[0]))]
