@@ -108,6 +108,12 @@ def test_logits_match_torch_within_1e_4(exported, tmp_path: Path) -> None:
     assert_logits_match(*exported, tmp_path)
 
 
+def test_a_batch_larger_than_an_encoder_chunk_matches_torch(exported, tmp_path: Path) -> None:
+    """The torch encoders run 45 sentences in length-sorted chunks (``encoder.chunk_rows``); the graph was traced
+    on 3 (one call): the same logits, so the traced one-call path holds for any batch size."""
+    assert_logits_match(*exported, tmp_path, [examples()[i % len(SENTENCES)].tokens for i in range(45)])
+
+
 def test_a_shared_lora_adapter_is_merged_into_the_export(tmp_path: Path) -> None:
     data = tiny_config_dict()
     data["encoder"] = {"type": "transformer", "model": str(tiny_bert()), "max_length": 16,
@@ -136,11 +142,12 @@ def test_per_task_lora_adapters_are_refused_in_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "export").exists()
 
 
-def assert_logits_match(run: Path, export: Path, tmp_path: Path) -> None:
-    """The export's logits, computed in a subprocess without torch, equal the torch model's within 1e-4."""
+def assert_logits_match(run: Path, export: Path, tmp_path: Path, tokens: list[list[str]] | None = None) -> None:
+    """The export's logits for ``tokens`` (default: ``SENTENCES``), computed in a subprocess without torch, equal
+    the torch model's within 1e-4."""
     experiment = load_run(run)
     featurizer = experiment.model.encoder.featurizer
-    tokens = [e.tokens for e in examples()]
+    tokens = tokens or [e.tokens for e in examples()]
     with torch.no_grad():
         reference = experiment.model(featurizer(tokens), list(experiment.tasks)).logits
     script = textwrap.dedent(f"""

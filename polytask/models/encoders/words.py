@@ -193,7 +193,8 @@ class WordLevelEncoder(Encoder):
         """``encode_rows`` over the rows sorted by length in chunks of ``encoder.chunk_rows``, each cut to its longest.
 
         Rows are encoded independently, so every real word gets the states of one call (to float rounding;
-        why: ``chunks``); padding positions come out 0. ``chunk_rows`` null: chunks of 32 rows.
+        why: ``chunks``); positions past a chunk's longest row come out 0. ``chunk_rows`` null: chunks of 32
+        rows. A traced export sees a batch no larger than a chunk: one call, valid for any batch size.
         """
         rows = self.config.chunk_rows or DEFAULT_CHUNK_ROWS
         if word_ids.shape[0] <= rows:
