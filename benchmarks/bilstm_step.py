@@ -21,13 +21,14 @@ import platform
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import median_ms  # benchmarks/timing.py, beside this script
 
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
@@ -50,17 +51,6 @@ def packed_layers(encoder: BiLSTMEncoder, inputs: dict) -> torch.Tensor:
         packed = pack_padded_sequence(states, mask.sum(1), batch_first=True, enforce_sorted=False)
         states, _ = pad_packed_sequence(torch.nn.LSTM.forward(lstm, packed)[0], batch_first=True, total_length=mask.shape[1])
     return states
-
-
-def median_ms(step, batches, warmup: int = 2) -> float:
-    for inputs in batches[:warmup]:
-        step(inputs)
-    times = []
-    for inputs in batches:
-        start = time.perf_counter()
-        step(inputs)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def main() -> None:

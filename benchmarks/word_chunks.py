@@ -8,7 +8,7 @@ direction) over real mixed steps, one call against chunks of several sizes, chec
 the same states, prints a table and writes JSON.
 
 Usage: ``python benchmarks/word_chunks.py [--out FILE.json] [--threads 1] [--batch 32] [--chunks 16,32,48]``
-(reads ``$POLYTASK_DATA``: conll2003/train.txt, conll2000/train.txt, sentence_polarity/rt-polarity.*).
+(reads the example's training splits through ``$POLYTASK_DATA``, as ``polytask train`` does).
 """
 
 from __future__ import annotations
@@ -20,39 +20,28 @@ import platform
 import random
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from polytask.config import EncoderConfig
+from timing import median_ms  # benchmarks/timing.py, beside this script
+
+from polytask.config import load_config
+from polytask.data.corpus import load_corpus
 from polytask.data.example import Example
-from polytask.data.readers.conll import read_conll
-from polytask.models.encoders.bilstm import BiLSTMEncoder
+from polytask.models.encoders import build_encoder
+from polytask.training.setup import build_tasks
+
+CONFIG = Path(__file__).resolve().parents[1] / "examples" / "ner-pos-sentiment.yaml"
 
 
-def task_sentences(data: Path) -> dict[str, list[list[str]]]:
-    """Every training sentence of the three tasks, as tokens (polarity split on spaces, as its reader does)."""
-    polarity = []
-    for name in ("rt-polarity.pos", "rt-polarity.neg"):
-        text = (data / "sentence_polarity" / name).read_bytes().decode("utf-8", errors="replace")
-        polarity += [line.split() for line in text.splitlines() if line.split()]
-    return {"ner": [e.tokens for e in read_conll(data / "conll2003/train.txt", {})],
-            "pos": [e.tokens for e in read_conll(data / "conll2000/train.txt", {})],
-            "sentiment": polarity}
-
-
-def median_ms(step, batches, warmup: int = 2) -> float:
-    for inputs in batches[:warmup]:
-        step(inputs)
-    times = []
-    for inputs in batches:
-        start = time.perf_counter()
-        step(inputs)
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def example_setup() -> tuple[object, dict[str, list[list[str]]]]:
+    """The example's encoder settings and every task's training sentences, read as training reads them."""
+    config = load_config(CONFIG, [])
+    corpus = load_corpus(config, build_tasks(config))
+    return config.encoder, {name: [e.tokens for e in corpus.task_examples(name, "train")] for name in config.tasks}
 
 
 def main() -> None:
@@ -67,7 +56,7 @@ def main() -> None:
         sys.exit("set POLYTASK_DATA to the shared data folder (../shared/data)")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    sentences = task_sentences(Path(os.environ["POLYTASK_DATA"]))
+    settings, sentences = example_setup()
     rng = random.Random(0)
     steps = [[s for task in sentences.values() for s in rng.sample(task, args.batch)] for _ in range(args.steps)]
     one_call = len(steps[0])  # a chunk as large as the batch: one call (the default, null, is chunks of 32)
@@ -75,7 +64,7 @@ def main() -> None:
     encoders = {}
     for size in sizes:
         torch.manual_seed(0)  # the same weights for every chunk size
-        encoder = BiLSTMEncoder(EncoderConfig(type="bilstm", hidden=128, layers=2, case_features=True, chunk_rows=size))
+        encoder = build_encoder(settings.model_copy(update={"chunk_rows": size}))
         encoder.featurizer.fit([Example(tokens=s) for task in sentences.values() for s in task])
         encoder.build()
         encoders[size] = encoder
