@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
+from timing import median_ms  # benchmarks/timing.py, beside this script
 
 LENGTH, BATCH, HIDDEN = 30, 32, 128
 
 
-def median_ms(step, repeats: int = 30, warmup: int = 5) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+def timed(step, repeats: int = 30, warmup: int = 5) -> float:
+    """Milliseconds: the median of ``step()`` over ``repeats`` calls, after ``warmup`` untimed ones."""
+    return median_ms(lambda _: step(), [None] * repeats, warmup=warmup)
 
 
 def batched_backward(x, outputs, weights, cotangents):
@@ -82,9 +75,9 @@ def measure(size: int, tasks: int) -> dict[str, float]:
     error = max(float((reference[0] - mine[0][0]).abs().max()), float((reference[1] - mine[1][0]).abs().max()),
                 float((reference[4] - mine[3][0]).abs().max()))
     with torch.no_grad():
-        batched = median_ms(lambda: batched_backward(x.detach(), outputs.detach(), weights, cotangents))
-    one = median_ms(lambda: torch.autograd.grad(outputs, parameters + [x], cotangents[:, 0], retain_graph=True))
-    return {"input": size, "tasks": tasks, "onednn_one_ms": one, "onednn_looped_ms": median_ms(looped),
+        batched = timed(lambda: batched_backward(x.detach(), outputs.detach(), weights, cotangents))
+    one = timed(lambda: torch.autograd.grad(outputs, parameters + [x], cotangents[:, 0], retain_graph=True))
+    return {"input": size, "tasks": tasks, "onednn_one_ms": one, "onednn_looped_ms": timed(looped),
             "batched_recurrence_ms": batched, "max_abs_error": error}
 
 

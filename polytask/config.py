@@ -227,7 +227,7 @@ class WordVectorsConfig(StrictModel):
 
 
 _WORD_FIELDS = ("word_dim", "min_word_count", "lowercase", "chars", "char_dim", "char_filters", "embedding_dropout",
-                "case_features", "word_vectors", "singleton_unknown_rate", "chunk_rows")
+                "case_features", "affix_features", "word_vectors", "singleton_unknown_rate", "chunk_rows")
 
 ENCODER_FIELDS: dict[str, tuple[str, ...]] = {
     "bilstm": (*_WORD_FIELDS, "hidden", "layers", "dropout"),
@@ -285,6 +285,9 @@ class EncoderConfig(StrictModel):
                                                                      "from a pretrained vector file")
     case_features: bool = Field(False, description="join a learned embedding of each word's shape (all caps, "
                                                    "initial cap, lower, mixed, digits, punctuation, other)")
+    affix_features: bool = Field(False, description="bilstm, cnn: join learned embeddings of each word's lower-cased "
+                                                    "first and last 3 characters (affixes seen twice in training; "
+                                                    "rarer: unknown)")
     singleton_unknown_rate: float = Field(0.0, ge=0.0, le=1.0, description="bilstm, cnn: in training, read a word "
                                           "seen once in the training data as the unknown word with this probability, "
                                           "so the unknown word's vector is learned for words never seen "

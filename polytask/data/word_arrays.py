@@ -1,4 +1,4 @@
-"""Word, character and shape ids of a batch of sentences as padded numpy arrays, torch-free.
+"""Word, character, affix and shape ids of a batch of sentences as padded numpy arrays, torch-free.
 
 Why one implementation: the from-scratch featurizer (``models/encoders/words.py``) and the ONNX
 runtime (``serving/onnx_predictor.py``) must give a model the same ids, and both run on every
@@ -17,6 +17,16 @@ from polytask.data.word_shapes import SHAPE_IDS, word_shape
 
 UNKNOWN_ID = 1
 """The id of a word or character outside its vocabulary (``Vocabulary``'s ``<unk>``)."""
+
+AFFIX_CHARS = 3
+"""Characters in a word's prefix and in its suffix (``affix_id_array``; a shorter word is its own affixes)."""
+
+
+def affixes(word: str) -> tuple[str, str]:
+    """The prefix and suffix ``affix_id_array`` looks up: the digit-normalised, lower-cased word's first and
+    last ``AFFIX_CHARS`` characters."""
+    word = normalise_word(word, lowercase=True)
+    return word[:AFFIX_CHARS], word[-AFFIX_CHARS:]
 
 
 def padding_mask(sentences: Sequence[Sequence[str]]) -> np.ndarray:
@@ -45,6 +55,16 @@ def char_id_array(sentences: Sequence[Sequence[str]], chars: Mapping[str, int], 
     per_word[np.arange(width)[None, :] < lengths[:, None]] = [chars.get(c, UNKNOWN_ID) for w in words for c in w]
     ids = np.zeros((*mask.shape, width), dtype=np.int64)
     ids[mask] = per_word
+    return ids
+
+
+def affix_id_array(sentences: Sequence[Sequence[str]], prefixes: Mapping[str, int], suffixes: Mapping[str, int],
+                   mask: np.ndarray) -> np.ndarray:
+    """``[batch, width, 2]`` prefix and suffix ids of each word (``affixes``; 0 is padding, 1 an unknown affix)."""
+    flat = [affixes(w) for s in sentences for w in s]
+    ids = np.zeros((*mask.shape, 2), dtype=np.int64)
+    ids[mask] = np.array([[prefixes.get(p, UNKNOWN_ID), suffixes.get(x, UNKNOWN_ID)] for p, x in flat],
+                         dtype=np.int64).reshape(-1, 2)
     return ids
 
 

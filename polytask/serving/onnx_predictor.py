@@ -20,7 +20,7 @@ from polytask.export.manifest import MODEL_FILE, read_manifest
 
 
 class WordFeatures:
-    """Word and character ids from the exported vocabularies (``WordFeaturizer`` without torch)."""
+    """Word, character, shape and affix ids from the exported vocabularies (``WordFeaturizer`` without torch)."""
 
     def __init__(self, spec: dict[str, Any]):
         self.lowercase, self.use_chars = bool(spec["lowercase"]), bool(spec["chars"])
@@ -28,9 +28,13 @@ class WordFeatures:
         self.chars = {char: i for i, char in enumerate(spec["char_vocab"])}
         self.max_word_chars = int(spec["max_word_chars"])
         self.case_features = bool(spec.get("case_features", False))
+        self.affix_features = bool(spec.get("affix_features", False))
+        if self.affix_features:
+            self.prefixes = {affix: i for i, affix in enumerate(spec["prefixes"])}
+            self.suffixes = {affix: i for i, affix in enumerate(spec["suffixes"])}
 
     def __call__(self, sentences: Sequence[Sequence[str]]) -> dict[str, Any]:
-        from polytask.data.word_arrays import char_id_array, padding_mask, shape_id_array, word_id_array
+        from polytask.data.word_arrays import affix_id_array, char_id_array, padding_mask, shape_id_array, word_id_array
 
         mask = padding_mask(sentences)
         inputs = {"word_ids": word_id_array(sentences, self.words, self.lowercase, mask), "mask": mask}
@@ -38,6 +42,8 @@ class WordFeatures:
             inputs["char_ids"] = char_id_array(sentences, self.chars, self.max_word_chars, mask)
         if self.case_features:
             inputs["shape_ids"] = shape_id_array(sentences, mask.shape[1])
+        if self.affix_features:
+            inputs["affix_ids"] = affix_id_array(sentences, self.prefixes, self.suffixes, mask)
         return inputs
 
 

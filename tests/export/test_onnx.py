@@ -54,9 +54,9 @@ def five_task_config(encoder: str) -> dict:
     data["tasks"]["score"] = {"type": "regression", "data": {**source, "column": "score"}}
     if encoder == "bilstm":  # a CRF on chunking: Viterbi under its learned, scheme-constrained transitions
         data["heads"]["chunk"] = {"decoder": "crf"}
-    if encoder == "cnn":  # constrained softmax decoding, and word-shape features (another input tensor)
+    if encoder == "cnn":  # constrained softmax decoding, word-shape and affix features (two more input tensors)
         data["encoder"] = {"type": "cnn", "word_dim": 16, "char_dim": 8, "char_filters": 8, "hidden": 16, "layers": 2,
-                           "case_features": True}
+                           "case_features": True, "affix_features": True}
         data["heads"]["chunk"] = {"constrained": True}
     if encoder == "transformer":  # a tiny BERT with 16-piece windows: long inputs run in several windows
         data["encoder"] = {"type": "transformer", "model": str(tiny_bert()), "max_length": 16, "case_features": True}

@@ -31,8 +31,8 @@ def encoder_pair(kind: str, chunk_rows: int):
     for rows in (ONE_CALL, chunk_rows):
         torch.manual_seed(0)
         encoder = build_encoder(EncoderConfig(type=kind, word_dim=8, char_dim=4, char_filters=5, hidden=6, layers=2,
-                                              case_features=True, chunk_rows=rows))
-        encoder.featurizer.fit([Example(tokens=WORDS)])
+                                              case_features=True, affix_features=True, chunk_rows=rows))
+        encoder.featurizer.fit([Example(tokens=WORDS)] * 2)  # twice: every affix is kept
         encoder.build()
         encoder.eval()
         made.append(encoder)

@@ -43,16 +43,16 @@ class BiLSTMEncoder(WordLevelEncoder):
         return [self.embed, *self.lstms]
 
     def run_input(self, module: nn.Module, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                  shape_ids: Tensor | None = None) -> Tensor:
-        return module(word_ids, char_ids, shape_ids)
+                  shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> Tensor:
+        return module(word_ids, char_ids, shape_ids, affix_ids)
 
     def run_layer(self, index: int, module: nn.Module, states: Tensor, mask: Tensor) -> Tensor:
         """One BiLSTM layer (a ``PaddedBiLSTM``: padding never enters a state), then dropout."""
         return self.dropout(module(states, mask))
 
     def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                    shape_ids: Tensor | None = None) -> list[Tensor]:
-        states = self.run_input(self.embed, word_ids, mask, char_ids, shape_ids)
+                    shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> list[Tensor]:
+        states = self.run_input(self.embed, word_ids, mask, char_ids, shape_ids, affix_ids)
         layers = [states]
         for index, lstm in enumerate(self.lstms, start=1):
             states = self.run_layer(index, lstm, states, mask)
@@ -113,8 +113,8 @@ class PaddedBiLSTMEncoder(nn.Module):
                                         for lstm in encoder.lstms)
 
     def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                shape_ids: Tensor | None = None) -> EncoderOutput:
-        states = self.embed(word_ids, char_ids, shape_ids)
+                shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> EncoderOutput:
+        states = self.embed(word_ids, char_ids, shape_ids, affix_ids)
         layers = [states]
         for forward_lstm, backward_lstm in self.directions:
             states = both_directions(states, mask, lambda x, one=forward_lstm: one(x)[0], lambda x, one=backward_lstm: one(x)[0])

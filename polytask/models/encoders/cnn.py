@@ -36,8 +36,8 @@ class CNNEncoder(WordLevelEncoder):
         return [self.embed, nn.ModuleList([self.project, self.convs[0]]), *self.convs[1:]]
 
     def run_input(self, module: nn.Module, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                  shape_ids: Tensor | None = None) -> Tensor:
-        return module(word_ids, char_ids, shape_ids)
+                  shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> Tensor:
+        return module(word_ids, char_ids, shape_ids, affix_ids)
 
     def run_layer(self, index: int, module: nn.Module | tuple[nn.Module, nn.Module], states: Tensor,
                   mask: Tensor) -> Tensor:
@@ -52,8 +52,8 @@ class CNNEncoder(WordLevelEncoder):
         return (states + self.dropout(update)) * keep
 
     def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                    shape_ids: Tensor | None = None) -> list[Tensor]:
-        states = self.run_input(self.embed, word_ids, mask, char_ids, shape_ids)
+                    shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> list[Tensor]:
+        states = self.run_input(self.embed, word_ids, mask, char_ids, shape_ids, affix_ids)
         layers = [states]
         for index, conv in enumerate(self.convs, start=1):
             states = self.run_layer(index, (self.project, conv) if index == 1 else conv, states, mask)

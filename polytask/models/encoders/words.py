@@ -13,7 +13,16 @@ from torch import Tensor, nn
 from polytask.config import EncoderConfig
 from polytask.data.example import Example
 from polytask.data.vocab import Vocabulary, normalise_word
-from polytask.data.word_arrays import UNKNOWN_ID, char_id_array, padding_mask, shape_id_array, word_id_array
+from polytask.data.word_arrays import (
+    UNKNOWN_ID,
+    affix_id_array,
+    affixes,
+    char_id_array,
+    padding_mask,
+    shape_id_array,
+    word_id_array,
+)
+from polytask.models.encoders.affix_features import AFFIX_MIN_COUNT, AffixEmbedding
 from polytask.models.encoders.base import Encoder, EncoderOutput, Featurizer
 from polytask.models.encoders.case_features import CaseEmbedding
 from polytask.models.encoders.chunks import SortedChunks
@@ -25,24 +34,35 @@ DEFAULT_CHUNK_ROWS = 32
 
 
 class WordFeaturizer(Featurizer):
-    """Maps words (digits normalised, optionally lower-cased), their characters and shapes to ids."""
+    """Maps words (digits normalised, optionally lower-cased), their characters, shapes and affixes to ids."""
 
-    def __init__(self, min_count: int = 1, lowercase: bool = False, chars: bool = True, case_features: bool = False):
+    def __init__(self, min_count: int = 1, lowercase: bool = False, chars: bool = True, case_features: bool = False,
+                 affix_features: bool = False):
         self.min_count, self.lowercase, self.use_chars = min_count, lowercase, chars
-        self.case_features = case_features
+        self.case_features, self.affix_features = case_features, affix_features
         self.words = Vocabulary()
         self.chars = Vocabulary()
+        self.prefixes = Vocabulary()
+        self.suffixes = Vocabulary()
         self.singletons_from = len(self.words)
 
     def fit(self, examples: Sequence[Example]) -> None:
         words: Counter[str] = Counter()
         chars: Counter[str] = Counter()
+        prefixes: Counter[str] = Counter()
+        suffixes: Counter[str] = Counter()
         for example in examples:
             for token in [*example.tokens, *(example.tokens_pair or ())]:
                 words[normalise_word(token, self.lowercase)] += 1
                 chars.update(token)
+                if self.affix_features:
+                    prefix, suffix = affixes(token)
+                    prefixes[prefix] += 1
+                    suffixes[suffix] += 1
         self.words = Vocabulary.from_counts(words, self.min_count)
         self.chars = Vocabulary.from_counts(chars, 1)
+        self.prefixes = Vocabulary.from_counts(prefixes, AFFIX_MIN_COUNT)
+        self.suffixes = Vocabulary.from_counts(suffixes, AFFIX_MIN_COUNT)
         # the vocabulary is sorted by falling count, so the words seen once are its last ids
         self.singletons_from = next((i for i, word in enumerate(self.words.itos[2:], 2) if words[word] == 1),
                                     len(self.words))
@@ -60,7 +80,8 @@ class WordFeaturizer(Featurizer):
         return inputs
 
     def rows(self, sentences: Sequence[Sequence[str]]) -> dict[str, Tensor]:
-        """``word_ids``, ``mask`` [rows, words] and, if used, ``char_ids`` and ``shape_ids``: one row per sentence."""
+        """``word_ids``, ``mask`` [rows, words] and, if used, ``char_ids``, ``shape_ids`` and ``affix_ids``: one row
+        per sentence."""
         mask = padding_mask(sentences)
         inputs = {"word_ids": torch.from_numpy(word_id_array(sentences, self.words.stoi, self.lowercase, mask)),
                   "mask": torch.from_numpy(mask)}
@@ -68,12 +89,22 @@ class WordFeaturizer(Featurizer):
             inputs["shape_ids"] = torch.from_numpy(shape_id_array(sentences, mask.shape[1]))
         if self.use_chars:
             inputs["char_ids"] = torch.from_numpy(char_id_array(sentences, self.chars.stoi, MAX_WORD_CHARS, mask))
+        if self.affix_features:
+            inputs["affix_ids"] = torch.from_numpy(affix_id_array(sentences, self.prefixes.stoi, self.suffixes.stoi, mask))
         return inputs
 
     def to_json(self) -> dict[str, Any]:
         return {"min_count": self.min_count, "lowercase": self.lowercase, "chars": self.use_chars,
                 "case_features": self.case_features, "words": self.words.to_json(), "char_vocab": self.chars.to_json(),
-                "singletons_from": self.singletons_from}
+                "singletons_from": self.singletons_from,
+                **({"affix_features": True, "prefixes": self.prefixes.to_json(), "suffixes": self.suffixes.to_json()}
+                   if self.affix_features else {})}
+
+    def export_axes(self, sample: dict[str, Tensor]) -> dict[str, dict[int, str]]:
+        axes = super().export_axes(sample)
+        if "affix_ids" in axes:
+            del axes["affix_ids"][2]  # a prefix and a suffix: always 2
+        return axes
 
     def export_spec(self, directory: Any) -> dict[str, Any]:
         return {"kind": "words", **self.to_json(), "max_word_chars": MAX_WORD_CHARS}
@@ -84,6 +115,9 @@ class WordFeaturizer(Featurizer):
         self.words = Vocabulary.from_json(data["words"])
         self.chars = Vocabulary.from_json(data["char_vocab"])
         self.singletons_from = data.get("singletons_from", len(self.words))  # runs saved before: none known
+        self.affix_features = data.get("affix_features", False)
+        if self.affix_features:
+            self.prefixes, self.suffixes = Vocabulary.from_json(data["prefixes"]), Vocabulary.from_json(data["suffixes"])
 
 
 class CharCNN(nn.Module):
@@ -104,7 +138,8 @@ class CharCNN(nn.Module):
 
 
 class WordRepresentation(nn.Module):
-    """Concatenated word embedding, character-level word vector and (optionally) shape embedding, with dropout.
+    """Concatenated word embedding, character-level word vector and (optionally) shape and affix embeddings, with
+    dropout.
 
     With ``singleton_unknown_rate`` p > 0, in training each word seen once in the training data is read as
     the unknown word with probability p (its characters and shape are kept), so the unknown word's vector
@@ -118,11 +153,14 @@ class WordRepresentation(nn.Module):
         self.words = nn.Embedding(len(featurizer.words), word_dim, padding_idx=0)
         self.chars = CharCNN(len(featurizer.chars), char_dim, char_filters) if featurizer.use_chars else None
         self.case = CaseEmbedding() if featurizer.case_features else None
+        self.affixes = AffixEmbedding(len(featurizer.prefixes), len(featurizer.suffixes)) \
+            if featurizer.affix_features else None
         self.dropout = nn.Dropout(dropout)
-        self.output_dim = word_dim + (char_filters if self.chars is not None else 0) + \
-            (self.case.output_dim if self.case is not None else 0)
+        self.output_dim = word_dim + sum(part.output_dim for part in (self.chars, self.case, self.affixes)
+                                         if part is not None)
 
-    def forward(self, word_ids: Tensor, char_ids: Tensor | None = None, shape_ids: Tensor | None = None) -> Tensor:
+    def forward(self, word_ids: Tensor, char_ids: Tensor | None = None, shape_ids: Tensor | None = None,
+                affix_ids: Tensor | None = None) -> Tensor:
         if self.training and self.singleton_unknown_rate > 0:
             word_ids = self.unknown_singletons(word_ids)
         parts = [self.words(word_ids)]
@@ -132,6 +170,10 @@ class WordRepresentation(nn.Module):
             if shape_ids is None:
                 raise ValueError("an encoder with case_features needs the featurizer's shape_ids")
             parts.append(self.case(shape_ids))
+        if self.affixes is not None:
+            if affix_ids is None:
+                raise ValueError("an encoder with affix_features needs the featurizer's affix_ids")
+            parts.append(self.affixes(affix_ids))
         return self.dropout(torch.cat(parts, dim=-1))
 
     def unknown_singletons(self, word_ids: Tensor) -> Tensor:
@@ -152,7 +194,8 @@ class WordLevelEncoder(Encoder):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars, config.case_features)
+        self.featurizer = WordFeaturizer(config.min_word_count, config.lowercase, config.chars, config.case_features,
+                                         config.affix_features)
 
     def build_input(self) -> WordRepresentation:
         c = self.config
@@ -176,20 +219,20 @@ class WordLevelEncoder(Encoder):
 
     @abstractmethod
     def encode_rows(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                    shape_ids: Tensor | None = None) -> list[Tensor]:
+                    shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> list[Tensor]:
         """Every layer's states ``[rows, words, dim]``, one row per sentence."""
 
     def forward(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None, shape_ids: Tensor | None = None,
-                row_mask: Tensor | None = None, fold_index: Tensor | None = None,
+                affix_ids: Tensor | None = None, row_mask: Tensor | None = None, fold_index: Tensor | None = None,
                 segments: Tensor | None = None) -> EncoderOutput:
         if fold_index is None:
-            return EncoderOutput(layers=self.encode_chunks(word_ids, mask, char_ids, shape_ids), mask=mask)
-        layers = self.encode_chunks(word_ids, row_mask, char_ids, shape_ids)
+            return EncoderOutput(layers=self.encode_chunks(word_ids, mask, char_ids, shape_ids, affix_ids), mask=mask)
+        layers = self.encode_chunks(word_ids, row_mask, char_ids, shape_ids, affix_ids)
         return EncoderOutput(layers=[fold_rows(layer, fold_index, mask) for layer in layers], mask=mask,
                              segments=segments)
 
     def encode_chunks(self, word_ids: Tensor, mask: Tensor, char_ids: Tensor | None = None,
-                      shape_ids: Tensor | None = None) -> list[Tensor]:
+                      shape_ids: Tensor | None = None, affix_ids: Tensor | None = None) -> list[Tensor]:
         """``encode_rows`` over the rows sorted by length in chunks of ``encoder.chunk_rows``, each cut to its longest.
 
         Rows are encoded independently, so every real word gets the states of one call (to float rounding;
@@ -198,9 +241,10 @@ class WordLevelEncoder(Encoder):
         """
         rows = self.config.chunk_rows or DEFAULT_CHUNK_ROWS
         if word_ids.shape[0] <= rows:
-            return self.encode_rows(word_ids, mask, char_ids, shape_ids)
+            return self.encode_rows(word_ids, mask, char_ids, shape_ids, affix_ids)
         sorted_rows = SortedChunks(mask.sum(dim=1), rows)
-        chunks = [self.encode_rows(*[None if t is None else t[part, :used] for t in (word_ids, mask, char_ids, shape_ids)])
+        chunks = [self.encode_rows(*[None if t is None else t[part, :used]
+                                     for t in (word_ids, mask, char_ids, shape_ids, affix_ids)])
                   for part, used in sorted_rows]
         position, width = sorted_rows.position(), mask.shape[1]
         return [torch.cat([nn.functional.pad(chunk[layer], (0, 0, 0, width - chunk[layer].shape[1]))
