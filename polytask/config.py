@@ -396,6 +396,9 @@ class TrainingConfig(StrictModel):
     checkpoint_every: int | None = Field(None, gt=0, description="also save a resumable checkpoint every N steps "
                                                                 "(one is always saved at the end of each epoch)")
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    selection_weights: dict[str, float] = Field(
+        default_factory=dict, description="model selection and early stopping read the weighted mean of the tasks' "
+                                          "normalised dev metrics; a task not named weighs 1, weight 0 leaves it out")
     device: str = Field("auto", description="auto (CUDA when available, else CPU) | cpu | cuda | cuda:N | mps")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
         "fp32", description="autocast dtype of the forward pass; fp16 adds a gradient scaler")
@@ -554,6 +557,13 @@ class ExperimentConfig(StrictModel):
                     for name in self.heads if name not in self.tasks]
         if self.training.epoch.task is not None and self.training.epoch.task not in self.tasks:
             problems.append(("training.epoch.task", f"unknown task {self.training.epoch.task!r}; the tasks are {known}"))
+        for name, weight in self.training.selection_weights.items():
+            if name not in self.tasks:
+                problems.append((f"training.selection_weights.{name}", f"unknown task {name!r}; the tasks are {known}"))
+            elif not weight >= 0:
+                problems.append((f"training.selection_weights.{name}", f"a weight is 0 or more, not {weight}"))
+        if all(self.training.selection_weights.get(name, 1.0) == 0 for name in self.tasks):
+            problems.append(("training.selection_weights", "every task weighs 0: model selection needs one above 0"))
         per_step = self.sampling.tasks_per_step
         if per_step != "all" and per_step > len(self.tasks):
             problems.append(("sampling.tasks_per_step", f"{per_step} tasks per step, but the config has "

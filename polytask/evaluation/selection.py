@@ -1,7 +1,8 @@
 """Map each task's primary dev metric to [0, 1] (higher is better) and average them.
 
-Why: model selection uses "the mean of the tasks' normalised dev metrics", and an F1 of
-91.2, an accuracy of 97.4 and an MSE of 0.6 must first be put on one scale.
+Why: model selection uses "the mean of the tasks' normalised dev metrics" (weighted by
+``training.selection_weights``), and an F1 of 91.2, an accuracy of 97.4 and an MSE of 0.6 must
+first be put on one scale.
 
 The scale of a metric is looked up by its name in ``METRIC_SCALES`` (a new metric adds
 one line there); its direction comes from the task's ``metric_directions``:
@@ -50,12 +51,20 @@ def normalised_score(metric: str, value: float, higher_is_better: bool) -> float
     return unit if higher_is_better else 1.0 - unit
 
 
-def selection_score(tasks: Mapping[str, TaskType], dev_metrics: Mapping[str, Mapping[str, float]]) -> float:
-    """Mean over ``tasks`` of the normalised primary dev metric; ``dev_metrics[task][metric]``."""
+def selection_score(tasks: Mapping[str, TaskType], dev_metrics: Mapping[str, Mapping[str, float]],
+                    weights: Mapping[str, float] | None = None) -> float:
+    """Mean over ``tasks`` of the normalised primary dev metric; ``dev_metrics[task][metric]``.
+
+    ``weights`` (``training.selection_weights``): a weighted mean, a task not named weighing 1; where every
+    task here weighs 0 (a finetune's new tasks, the old ones weighted), the plain mean.
+    """
     if not tasks:
         raise ValueError("no tasks to score")
-    scores = []
+    scores, given = [], []
     for name, task in tasks.items():
         metric = task.primary_metric
         scores.append(normalised_score(metric, dev_metrics[name][metric], task.metric_directions[metric]))
-    return sum(scores) / len(scores)
+        given.append((weights or {}).get(name, 1.0))
+    if sum(given) <= 0:
+        given = [1.0] * len(scores)
+    return sum(w * v for w, v in zip(given, scores)) / sum(given)

@@ -294,7 +294,7 @@ class Trainer:
                     if every and self.step % every == 0 and self.step < epoch_end:
                         self.save_checkpoint(time.perf_counter() - started)
                 dev = self.evaluate("dev")
-                score = selection_score(self.tasks, dev)
+                score = selection_score(self.tasks, dev, training.selection_weights)
                 improved = score > self.best["score"]
                 record = {"kind": "eval", "split": "dev", "epoch": epoch, "step": self.step, "tasks": dev,
                           "score": score, "best": improved, "seconds": time.perf_counter() - started}
